@@ -42,3 +42,19 @@ def backward(kind: str, dhs, dfinal, cache) -> dict:
                 "bias": g.dbias, "h0": g.dh0, "c0": g.dc0}
     g = (F.gru_backward if kind == "gru" else F.rnn_backward)(dhs, dfinal[0], cache)
     return {"x": g.dx, "kernel": g.dkernel, "recurrent_kernel": g.drecurrent_kernel, "bias": g.dbias, "h0": g.dh0}
+
+
+def assert_close(name: str, ours, theirs, tol: float) -> None:
+    """Fail with both values printed when |ours - theirs| > tol * (1 + |theirs|) anywhere."""
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    assert ours.shape == theirs.shape, f"{name}: shape ours {ours.shape} vs theirs {theirs.shape}"
+    err = np.abs(ours - theirs)
+    bound = tol * (1.0 + np.abs(theirs))
+    if np.any(err > bound):
+        k = np.unravel_index(np.argmax(err - bound), err.shape)
+        raise AssertionError(
+            f"{name}: max |ours - theirs| = {err.max():.3e} (tolerance {tol:g} x (1 + |theirs|)); "
+            f"at {tuple(int(i) for i in k)} ours = {ours[k]!r}, theirs = {theirs[k]!r}\n"
+            f"ours   = {np.array2string(ours.ravel()[:8], precision=12)} ...\n"
+            f"theirs = {np.array2string(theirs.ravel()[:8], precision=12)} ..."
+        )

@@ -1,0 +1,27 @@
+"""The README's test command is the one CI runs, and its example prints what it says."""
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci_lines = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l and not l.startswith("#")]
+    command = ci_lines[-1]
+    assert "pytest" in command
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    assert command in blocks, f"README quickstart does not show the CI command {command!r}"
+
+
+def test_readme_gradcheck_example_output_is_real(capsys):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Checking a gradient.*?```python\n(.*?)```", readme, re.S).group(1)
+    shown = re.search(r"Output:\n\n```\n(.*?)```", readme, re.S).group(1)
+    exec(compile(code, "README example", "exec"), {})
+    out = capsys.readouterr().out
+    # The error columns are rounding noise (they may differ in the last digits
+    # with another BLAS); everything else must match to the character.
+    noise = re.compile(r"(\d\.\d{3}e-(?:09|1\d))")
+    assert noise.sub("<noise>", out) == noise.sub("<noise>", shown)
+    assert len(noise.findall(out)) == len(noise.findall(shown)) == 12
