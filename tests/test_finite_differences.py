@@ -109,3 +109,11 @@ def test_activation_backward(name):
     dy = rng.standard_normal(z.shape)
     report = gradcheck(lambda: np.sum(dy * act(z)), {"z": z}, {"z": act.backward(dy, act(z))})
     assert report.ok, report
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_recurrent_dropout_mask_with_padding(kind):
+    rng = np.random.default_rng(31)
+    rmask = (rng.random((3, 4)) > 0.3) / 0.7  # inverted-dropout scaling, one mask per sequence
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 1, 1]], bool)
+    check_recurrent(kind, 3, 4, 2, 4, seed=6, mask=mask, recurrent_mask=rmask)

@@ -70,6 +70,15 @@ def check_mask(mask: object, batch: int, steps: int) -> np.ndarray | None:
     return m.astype(bool)
 
 
+def check_recurrent_mask(recurrent_mask: object, batch: int, units: int, dtype) -> np.ndarray | None:
+    """Validate a (batch, units) recurrent-dropout mask (already scaled, e.g. 0 or 1/(1-p))."""
+    if recurrent_mask is None:
+        return None
+    m = as_float_array("recurrent_mask", recurrent_mask, 2, what="(batch, units)")
+    check_shape("recurrent_mask", m, (batch, units), f"(batch={batch}, units={units})")
+    return m.astype(dtype, copy=False)
+
+
 def common_dtype(*arrays: np.ndarray | None) -> np.dtype:
     """The floating dtype the computation runs in (NumPy promotion of all operands)."""
     return np.result_type(*[a for a in arrays if a is not None])

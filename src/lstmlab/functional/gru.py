@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_mask, recurrent_args, upstream
+from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
 GATES = ("z", "r", "h")  # column-block order of kernel, recurrent_kernel and bias
@@ -63,6 +63,7 @@ def gru_forward(
     activation: ActivationLike = "tanh",
     recurrent_activation: ActivationLike = "sigmoid",
     mask=None,
+    recurrent_mask=None,
 ):
     """Run a GRU over a batch of sequences.
 
@@ -78,6 +79,9 @@ def gru_forward(
         Candidate activation (3) and gate activation (1), (2).
     mask : ndarray of bool, (B, T), optional
         False marks padding steps, which carry the state through unchanged.
+    recurrent_mask : ndarray, (B, H), optional
+        Recurrent-dropout mask on h_{t-1} where it enters the recurrent kernel
+        (not in the interpolation (4), as in Keras).
 
     Returns
     -------
@@ -92,6 +96,7 @@ def gru_forward(
     rec_act = get_activation(recurrent_activation, argument="recurrent_activation")
     valid = check_mask(mask, B, T)
     dtype = x.dtype
+    rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)
 
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
     a = xt @ kernel  # (T, B, 3H) input projection of all steps at once
@@ -102,7 +107,8 @@ def gru_forward(
     hs = np.empty((T, B, H), dtype)  # (T, B, H)
     h_prev = states["h0"]  # (B, H)
     for t in range(T):
-        u = h_prev @ recurrent_kernel  # (B, 3H)
+        h_in = h_prev if rmask is None else h_prev * rmask  # (B, H) recurrent dropout
+        u = h_in @ recurrent_kernel  # (B, 3H)
         if bias is not None:
             u += bias[1]
         z = rec_act(a[t, :, 0:H] + u[:, 0:H])  # (1) update gate
@@ -117,7 +123,7 @@ def gru_forward(
 
     cache = dict(
         xt=xt, gates=gates, uh=uh, hs=hs, h0=states["h0"], kernel=kernel,
-        recurrent_kernel=recurrent_kernel, has_bias=bias is not None, act=act, rec_act=rec_act, valid=valid,
+        recurrent_kernel=recurrent_kernel, has_bias=bias is not None, act=act, rec_act=rec_act, valid=valid, rmask=rmask,
     )
     return np.ascontiguousarray(hs.transpose(1, 0, 2)), h_prev.copy(), cache
 
@@ -164,13 +170,19 @@ def gru_backward(dhs, dh_T, cache) -> GRUGrads:
         da[t, :, H : 2 * H] = du[t, :, H : 2 * H] = rec_act.backward(dr, r)
         da[t, :, 2 * H :] = dah
         du[t, :, 2 * H :] = dah * r
-        dh_next = dh * z + du[t] @ recurrent_kernel.T  # (B, H) direct path + recurrent path
+        dh_rec = du[t] @ recurrent_kernel.T  # (B, H) recurrent path
+        if cache["rmask"] is not None:
+            dh_rec *= cache["rmask"]
+        dh_next = dh * z + dh_rec  # (B, H) direct path of (4) + recurrent path
         if valid is not None:
             dh_next += dh_skip
 
     TB = T * B
     da2, du2 = da.reshape(TB, 3 * H), du.reshape(TB, 3 * H)  # (T*B, 3H)
-    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0).reshape(TB, H)  # (T*B, H)
+    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
+    if cache["rmask"] is not None:
+        h_prevs = h_prevs * cache["rmask"]
+    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
     dx = (da2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D)
     dkernel = xt.reshape(TB, -1).T @ da2  # (D, 3H)
     drecurrent_kernel = h_prevs.T @ du2  # (H, 3H)

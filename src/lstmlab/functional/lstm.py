@@ -42,6 +42,10 @@ and the weight gradients sum over all steps: ``dkernel = sum_t x_t.T @ dz_t``,
 
 Masking: where ``mask[b, t]`` is False, step t is skipped for sequence b: its
 h and c are carried through unchanged and it receives no gradient.
+
+Recurrent dropout: ``recurrent_mask`` (B, H) multiplies h_{t-1} where it enters
+the recurrent kernel, the same mask at every step (one mask per sequence);
+the backward multiplies the hidden-state path by the same mask.
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_mask, recurrent_args, upstream
+from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
 GATES = ("i", "f", "c", "o")  # column-block order of kernel, recurrent_kernel and bias
@@ -77,6 +81,7 @@ def lstm_forward(
     activation: ActivationLike = "tanh",
     recurrent_activation: ActivationLike = "sigmoid",
     mask=None,
+    recurrent_mask=None,
 ):
     """Run an LSTM over a batch of sequences.
 
@@ -97,6 +102,8 @@ def lstm_forward(
         Used for the three gates (1), (2), (5); ``sigmoid`` by default.
     mask : ndarray of bool, (B, T), optional
         False marks padding steps, which carry the state through unchanged.
+    recurrent_mask : ndarray, (B, H), optional
+        Recurrent-dropout mask applied to h_{t-1} before the recurrent kernel.
 
     Returns
     -------
@@ -114,6 +121,7 @@ def lstm_forward(
     rec_act = get_activation(recurrent_activation, argument="recurrent_activation")
     valid = check_mask(mask, B, T)
     dtype = x.dtype
+    rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)
 
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D) time-major so each step is contiguous
     z = xt @ kernel  # (T, B, 4H) input projection of all steps in one GEMM
@@ -125,7 +133,8 @@ def lstm_forward(
     tcs = np.empty((T, B, H), dtype)  # (T, B, H) tanh(c_t), reused by the backward of (6)
     h_prev, c_prev = states["h0"], states["c0"]  # (B, H) each
     for t in range(T):
-        zt = z[t] + h_prev @ recurrent_kernel  # (B, 4H)
+        h_in = h_prev if rmask is None else h_prev * rmask  # (B, H) recurrent dropout
+        zt = z[t] + h_in @ recurrent_kernel  # (B, 4H)
         i = rec_act(zt[:, 0:H])  # (2) input gate
         f = rec_act(zt[:, H : 2 * H])  # (1) forget gate
         g = act(zt[:, 2 * H : 3 * H])  # (3) candidate state
@@ -144,7 +153,7 @@ def lstm_forward(
     cache = dict(
         xt=xt, gates=gates, hs=hs, cs=cs, tcs=tcs, h0=states["h0"], c0=states["c0"],
         kernel=kernel, recurrent_kernel=recurrent_kernel, has_bias=bias is not None,
-        act=act, rec_act=rec_act, valid=valid,
+        act=act, rec_act=rec_act, valid=valid, rmask=rmask,
     )
     return np.ascontiguousarray(hs.transpose(1, 0, 2)), (h_prev.copy(), c_prev.copy()), cache
 
@@ -202,13 +211,18 @@ def lstm_backward(dhs, dh_T, dc_T, cache) -> LSTMGrads:
         dz[t, :, 2 * H : 3 * H] = act.backward(dg, g)
         dz[t, :, 3 * H :] = rec_act.backward(do, o)
         dh_next = dz[t] @ recurrent_kernel.T  # (B, H) the hidden-state path to step t-1
+        if cache["rmask"] is not None:
+            dh_next *= cache["rmask"]
         if valid is not None:
             dh_next += dh_skip
             dc_next += dc_skip
 
     TB = T * B
     dz2 = dz.reshape(TB, 4 * H)  # (T*B, 4H)
-    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0).reshape(TB, H)  # (T*B, H) h_{t-1} per step
+    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
+    if cache["rmask"] is not None:
+        h_prevs = h_prevs * cache["rmask"]
+    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
     dx = (dz2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D) error sent to the layer below
     dkernel = xt.reshape(TB, -1).T @ dz2  # (D, 4H) all steps in one GEMM
     drecurrent_kernel = h_prevs.T @ dz2  # (H, 4H)

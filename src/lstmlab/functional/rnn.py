@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_mask, recurrent_args, upstream
+from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
 
@@ -37,7 +37,9 @@ class RNNGrads(NamedTuple):
     dbias: np.ndarray | None  # (H,)
 
 
-def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: ActivationLike = "tanh", mask=None):
+def rnn_forward(
+    x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: ActivationLike = "tanh", mask=None, recurrent_mask=None
+):
     """Run a simple RNN over a batch of sequences.
 
     Parameters
@@ -50,6 +52,8 @@ def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: 
     activation : str or Activation
         ``tanh`` by default (PyTorch's ``nonlinearity``; ``relu`` also works).
     mask : ndarray of bool, (B, T), optional
+    recurrent_mask : ndarray, (B, H), optional
+        Recurrent-dropout mask on h_{t-1} where it enters the recurrent kernel.
 
     Returns
     -------
@@ -62,6 +66,7 @@ def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: 
     )
     act = get_activation(activation, argument="activation")
     valid = check_mask(mask, B, T)
+    rmask = check_recurrent_mask(recurrent_mask, B, H, x.dtype)
 
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
     a = xt @ kernel  # (T, B, H) input projection of all steps at once
@@ -70,7 +75,8 @@ def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: 
     hs = np.empty((T, B, H), x.dtype)  # (T, B, H)
     h_prev = states["h0"]  # (B, H)
     for t in range(T):
-        h = act(a[t] + h_prev @ recurrent_kernel)  # (1)
+        h_in = h_prev if rmask is None else h_prev * rmask  # (B, H) recurrent dropout
+        h = act(a[t] + h_in @ recurrent_kernel)  # (1)
         if valid is not None:
             h = np.where(valid[:, t : t + 1], h, h_prev)
         hs[t] = h
@@ -78,7 +84,7 @@ def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation: 
 
     cache = dict(
         xt=xt, hs=hs, h0=states["h0"], kernel=kernel, recurrent_kernel=recurrent_kernel,
-        has_bias=bias is not None, act=act, valid=valid,
+        has_bias=bias is not None, act=act, valid=valid, rmask=rmask,
     )
     return np.ascontiguousarray(hs.transpose(1, 0, 2)), h_prev.copy(), cache
 
@@ -102,12 +108,17 @@ def rnn_backward(dhs, dh_T, cache) -> RNNGrads:
             dh = np.where(keep, dh, 0.0)
         da[t] = act.backward(dh, hs[t])  # (1)
         dh_next = da[t] @ recurrent_kernel.T  # (B, H)
+        if cache["rmask"] is not None:
+            dh_next *= cache["rmask"]
         if valid is not None:
             dh_next += dh_skip
 
     TB = T * B
     da2 = da.reshape(TB, H)  # (T*B, H)
-    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0).reshape(TB, H)  # (T*B, H)
+    h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
+    if cache["rmask"] is not None:
+        h_prevs = h_prevs * cache["rmask"]
+    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
     dx = (da2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D)
     dkernel = xt.reshape(TB, -1).T @ da2  # (D, H)
     drecurrent_kernel = h_prevs.T @ da2  # (H, H)
