@@ -1,0 +1,49 @@
+"""Process-wide defaults: the float type of new layers and the random seed.
+
+``set_random_seed(s)`` makes everything that follows reproducible: weight
+initialization, dropout masks and the shuffling in ``fit``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FLOATX = "float32"
+_RNG = np.random.default_rng()
+_VALID_FLOATX = ("float32", "float64")
+
+
+def floatx() -> str:
+    """The dtype new layers use unless given ``dtype=`` (Keras's ``floatx``)."""
+    return _FLOATX
+
+
+def set_floatx(value: str) -> None:
+    global _FLOATX
+    if value not in _VALID_FLOATX:
+        raise ValueError(f"floatx: expected one of {', '.join(_VALID_FLOATX)}, got {value!r}")
+    _FLOATX = value
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed the generator behind initializers, dropout and shuffling."""
+    global _RNG
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    _RNG = np.random.default_rng(int(seed))
+
+
+def rng() -> np.random.Generator:
+    """The process-wide generator (seeded by :func:`set_random_seed`)."""
+    return _RNG
+
+
+def draw_seed() -> int:
+    """A fresh 63-bit seed from the process-wide generator."""
+    return int(_RNG.integers(0, 2**63 - 1))
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    name = floatx() if dtype is None else np.dtype(dtype).name
+    if name not in _VALID_FLOATX:
+        raise ValueError(f"dtype: expected one of {', '.join(_VALID_FLOATX)}, got {dtype!r}")
+    return np.dtype(name)

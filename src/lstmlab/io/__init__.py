@@ -1,0 +1,4 @@
+"""File formats: safetensors (weights) with JSON metadata; nothing here can run code."""
+from .safetensors import atomic_write, load_file, save_file
+
+__all__ = ["save_file", "load_file", "atomic_write"]

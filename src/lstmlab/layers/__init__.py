@@ -1,0 +1,25 @@
+"""Keras-compatible layers (see :mod:`lstmlab.layers.base` for the contract they keep)."""
+from __future__ import annotations
+
+from .base import Layer, Weight
+from .core import Dense, Dropout, Embedding, Masking
+from .recurrent import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Masking, LSTM, GRU, SimpleRNN,
+                                        Bidirectional, TimeDistributed)}
+
+
+def serialize(layer: Layer) -> dict:
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(spec: dict) -> Layer:
+    name = spec.get("class_name") if isinstance(spec, dict) else None
+    if name not in LAYERS:
+        raise ValueError(f"layer: unknown layer class {name!r}; expected one of {', '.join(sorted(LAYERS))}")
+    return LAYERS[name].from_config(spec.get("config", {}))
+
+
+__all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
+           "Bidirectional", "TimeDistributed", "serialize", "deserialize"]

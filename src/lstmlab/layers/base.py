@@ -1,0 +1,192 @@
+"""The layer contract every layer keeps, and the weight container.
+
+Contract (tests and tools rely on it)
+-------------------------------------
+* ``y = layer(x, training=False)`` builds the layer on first use and runs it.
+* After a ``training=True`` call, ``dx = layer.backward(dy)`` returns the
+  gradient with respect to the input and fills ``layer.grads``, a list aligned
+  with ``layer.get_weights()``. The grads include the gradient of the layer's
+  weight penalties (regularizers), so they are the gradient of
+  ``data loss + layer.regularization_loss()``.
+* ``get_weights()`` / ``set_weights()`` copy values out and in;
+  ``layer.weights`` gives the live :class:`Weight` objects.
+* ``get_config()`` / ``from_config()`` round-trip the constructor arguments.
+* Inputs are batch-first ``(batch, time, features)``.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from . import initializers as inits
+from . import regularizers as regs
+
+_NAME_COUNTS: dict[str, int] = defaultdict(int)
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    return re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s).lower()
+
+
+def unique_name(prefix: str) -> str:
+    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``..."""
+    n = _NAME_COUNTS[prefix]
+    _NAME_COUNTS[prefix] += 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+class Weight:
+    """One parameter array of a layer, with its name, penalty and trainability."""
+
+    def __init__(self, layer: "Layer", name: str, value: np.ndarray, regularizer=None, trainable: bool = True):
+        self.layer, self.name, self.value = layer, name, value
+        self.regularizer = regularizer
+        self._trainable = trainable
+
+    @property
+    def path(self) -> str:
+        return f"{self.layer.name}/{self.name}"
+
+    @property
+    def shape(self) -> tuple:
+        return self.value.shape
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable and self.layer.trainable
+
+    def numpy(self) -> np.ndarray:
+        return self.value.copy()
+
+    def assign(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"{self.path}: expected a value of shape {self.value.shape}, got {value.shape}")
+        self.value[...] = value
+
+    def __repr__(self) -> str:
+        return f"<Weight {self.path} shape={self.shape} dtype={self.value.dtype}>"
+
+
+class Layer:
+    """Base class; subclasses implement ``build``, ``forward``, ``_backward`` and ``compute_output_shape``."""
+
+    def __init__(self, name: str | None = None, dtype=None, trainable: bool = True, input_shape=None,
+                 batch_input_shape=None, batch_size: int | None = None, input_dim: int | None = None):
+        self.name = name if name is not None else unique_name(_snake(type(self).__name__))
+        self.dtype = backend.resolve_dtype(dtype)
+        self.trainable = trainable
+        self.built = False
+        self._weights: list[Weight] = []
+        self.grads: list[np.ndarray | None] = []
+        self.rng: np.random.Generator | None = None  # dropout draws; set by the model per training step
+        self._cache: Any = None
+        self.output_mask = None
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            self.batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self.batch_input_shape = (batch_size,) + tuple(input_shape)
+        else:
+            self.batch_input_shape = None
+
+    # -- weights -----------------------------------------------------------
+    def add_weight(self, name: str, shape: tuple, initializer, regularizer=None, trainable: bool = True) -> Weight:
+        value = inits.get(initializer)(shape, self.dtype)
+        w = Weight(self, name, np.ascontiguousarray(value), regs.get(regularizer), trainable)
+        self._weights.append(w)
+        return w
+
+    @property
+    def weights(self) -> list[Weight]:
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self) -> list[Weight]:
+        return [w for w in self.weights if w.trainable]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, values) -> None:
+        ws = self.weights
+        values = list(values)
+        if len(values) != len(ws):
+            raise ValueError(f"weights: layer {self.name!r} expects {len(ws)} arrays, got {len(values)}")
+        for w, v in zip(ws, values):
+            w.assign(v)
+
+    def count_params(self) -> int:
+        return int(sum(w.value.size for w in self.weights))
+
+    def regularization_loss(self) -> float:
+        return float(sum(w.regularizer(w.value) for w in self.weights if w.regularizer is not None))
+
+    # -- calling -----------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        self.built = True
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def compute_mask(self, inputs, mask):
+        return mask
+
+    def __call__(self, x, training: bool = False, mask=None, **kwargs):
+        if not self.built:
+            self.build(self._input_shape_of(x))
+            self.built = True
+        self._called_training = bool(training)
+        out = self.forward(x, training=training, mask=mask, **kwargs)
+        self.output_mask = self.compute_mask(x, mask)
+        return out
+
+    def _input_shape_of(self, x) -> tuple:
+        shape = np.shape(x)
+        return (None,) + tuple(shape[1:])
+
+    def forward(self, x, training: bool = False, mask=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dy):
+        """Gradient with respect to the input of the last ``training=True`` call; fills ``self.grads``."""
+        if self._cache is None or not getattr(self, "_called_training", False):
+            raise RuntimeError(f"layer {self.name!r}: backward() needs a preceding call with training=True")
+        dx, grads = self._backward(dy)
+        for k, w in enumerate(self.weights):
+            if w.regularizer is not None and grads[k] is not None:
+                grads[k] = grads[k] + w.regularizer.gradient(w.value)
+        self.grads = grads
+        return dx
+
+    def _backward(self, dy):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset_states(self, states=None) -> None:
+        """Only stateful recurrent layers hold state; a no-op elsewhere."""
+
+    # -- config ------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        if self.batch_input_shape is not None:
+            config["batch_input_shape"] = list(self.batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        if "batch_input_shape" in config and config["batch_input_shape"] is not None:
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
+    def _dropout_rng(self) -> np.random.Generator:
+        return self.rng if self.rng is not None else backend.rng()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"

@@ -1,0 +1,5 @@
+"""Models: Sequential, its summary, and model files."""
+from .saving import load_model
+from .sequential import Sequential
+
+__all__ = ["Sequential", "load_model"]

@@ -1,0 +1,367 @@
+"""``Sequential``: a stack of layers with Keras's build / compile / fit / evaluate / predict / save."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend
+from ..layers import Layer, deserialize, serialize
+from ..layers.base import unique_name
+from ..training import callbacks as cb
+from ..training import losses as L
+from ..training import metrics as M
+from ..training import optimizers as O
+from ..training.progress import Progbar
+from . import saving
+from .summary import summary_lines
+
+
+def _check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    >>> model = Sequential([layers.Embedding(100, 8, input_length=10), layers.LSTM(16), layers.Dense(1)])
+    >>> model.compile("adam", "mse")
+    """
+
+    def __init__(self, layers=None, name: str | None = None):
+        self.name = name if name is not None else unique_name("sequential")
+        self.layers: list[Layer] = []
+        self.built = False
+        self._declared_input_shape = None
+        self.optimizer = self.loss = None
+        self.metrics: list = []
+        self._metric_specs: list = []
+        self.compiled = False
+        self.stop_training = False
+        self._train_seed = None
+        self.history = None
+        self.extra: dict = {}
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure ---------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise ValueError(f"layer: expected an lstmlab layer, got {type(layer).__name__}")
+        if any(l.name == layer.name for l in self.layers):
+            raise ValueError(f"layer: the model already has a layer named {layer.name!r}; layer names must be unique")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"layer: {layer.name!r} has return_state=True; a Sequential model passes one tensor "
+                             "between layers (call the layer directly to get its states)")
+        self.layers.append(layer)
+        if len(self.layers) == 1 and layer.batch_input_shape is not None:
+            self.build(layer.batch_input_shape)
+        elif self.built:
+            self.build(self._declared_input_shape)
+
+    def build(self, input_shape) -> None:
+        """Create every layer's weights for inputs of ``input_shape`` (batch first, ``None`` = any)."""
+        shape = tuple(input_shape)
+        self._declared_input_shape = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+                layer.built = True
+            shape = layer.compute_output_shape(shape)
+            if isinstance(shape, list):
+                raise ValueError(f"layer: {layer.name!r} returns several tensors; Sequential needs one per layer")
+        self.built = True
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.trainable]
+
+    def get_weights(self):
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, values) -> None:
+        values = list(values)
+        ws = self.weights
+        if len(values) != len(ws):
+            raise ValueError(f"weights: model {self.name!r} expects {len(ws)} arrays, got {len(values)}")
+        for w, v in zip(ws, values):
+            w.assign(v)
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def reset_states(self) -> None:
+        for layer in self.layers:
+            layer.reset_states()
+
+    def summary(self, line_length: int | None = None, print_fn=None) -> None:
+        for line in summary_lines(self, line_length):
+            (print_fn or print)(line)
+
+    # -- running -----------------------------------------------------------
+    def _check_x(self, x):
+        x = np.asarray(x)
+        if x.dtype == object:
+            raise ValueError("x: expected a numeric array, got an object array (ragged sequences must be padded)")
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(f"x: expected finite values, got {bad} NaN or Inf value(s) in an array of shape {x.shape}")
+        want = self._declared_input_shape
+        if want is not None:
+            ok = x.ndim == len(want) and all(w is None or w == s for w, s in zip(want[1:], x.shape[1:]))
+            if not ok:
+                shown = "(" + ", ".join("batch" if k == 0 else ("None" if w is None else str(w))
+                                        for k, w in enumerate(want)) + ")"
+                raise ValueError(f"x: model {self.name!r} expects input of shape {shown}, got {x.shape}")
+        return x
+
+    def _forward(self, x, training: bool):
+        if not self.layers:
+            raise ValueError(f"model {self.name!r} has no layers")
+        x = self._check_x(x)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        mask = None
+        for layer in self.layers:
+            x = layer(x, training=training, mask=mask)
+            mask = layer.output_mask
+        return x, mask
+
+    def __call__(self, x, training: bool = False):
+        return self._forward(x, training)[0]
+
+    def backward(self, dy):
+        """Backpropagate ``dy`` through all layers after a ``training=True`` call; fills each ``layer.grads``."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def regularization_loss(self) -> float:
+        return sum(layer.regularization_loss() for layer in self.layers)
+
+    # -- compile / train ---------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        self.optimizer = O.get(optimizer)
+        self.loss = None if loss is None else L.get(loss)
+        self._metric_specs = list(metrics or [])
+        for m in self._metric_specs:
+            if not isinstance(m, (str, M.Metric)) or (isinstance(m, str) and m not in M.METRIC_NAMES):
+                raise ValueError(f"metrics: unknown metric {m!r}; expected one of {', '.join(M.METRIC_NAMES)}")
+        self.compiled = True
+        if self._train_seed is None:
+            self._train_seed = backend.draw_seed()
+
+    def _compile_config(self) -> dict:
+        return {"optimizer": O.serialize(self.optimizer), "loss": None if self.loss is None else L.serialize(self.loss),
+                "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs]}
+
+    def _require_compiled(self, what: str):
+        if not self.compiled or self.loss is None:
+            raise ValueError(f"model {self.name!r}: call compile(optimizer, loss) before {what}()")
+
+    def _make_metrics(self, y_pred_units: int):
+        return [M.get(s, self.loss, y_pred_units) for s in self._metric_specs]
+
+    def _metric_names(self) -> list[str]:
+        return ["accuracy" if s in ("accuracy", "acc") else (s if isinstance(s, str) else s.name)
+                for s in self._metric_specs]
+
+    def _seed_layers(self, step: int) -> None:
+        for k, layer in enumerate(self.layers):  # dropout masks are a function of (seed, step, layer)
+            layer.rng = np.random.default_rng([self._train_seed, step, k])
+
+    def _train_step(self, x, y):
+        self._seed_layers(self.optimizer.iterations)
+        y_pred, mask = self._forward(x, training=True)
+        loss, dy = self.loss(y, y_pred, mask)
+        loss += self.regularization_loss()
+        self.backward(dy)
+        pairs = [(w, g) for layer in self.layers for w, g in zip(layer.weights, layer.grads) if w.trainable]
+        self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
+        return loss, y_pred, mask
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch; returns the loss (and metrics, as a list, when compiled with some)."""
+        self._require_compiled("train_on_batch")
+        x, y = self._check_xy(x, y)
+        loss, y_pred, mask = self._train_step(x, y)
+        if not self._metric_specs:
+            return loss
+        mets = self._make_metrics(y_pred.shape[-1])
+        for m in mets:
+            m.update(y, y_pred, mask)
+        return [loss] + [m.result() for m in mets]
+
+    def _check_xy(self, x, y):
+        x = self._check_x(x)
+        y = np.asarray(y)
+        if y.dtype == object:
+            raise ValueError("y: expected a numeric array, got an object array")
+        if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
+            raise ValueError(f"y: expected finite values, got {int(y.size - np.count_nonzero(np.isfinite(y)))} "
+                             f"NaN or Inf value(s)")
+        if len(x) != len(y):
+            raise ValueError(f"x, y: expected the same number of samples, got {len(x)} and {len(y)}")
+        return x, y
+
+    def _stateful(self) -> bool:
+        return any(getattr(l, "stateful", False) for l in self.layers)
+
+    def _check_stateful_batches(self, n: int, batch_size: int, what: str) -> None:
+        if self._stateful() and n % batch_size:
+            raise ValueError(f"batch_size: a stateful model needs the number of samples ({n}) in {what} to be a "
+                             f"multiple of batch_size ({batch_size})")
+
+    def fit(self, x=None, y=None, batch_size=None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0):
+        """Train for ``epochs`` epochs; returns a :class:`~lstmlab.training.callbacks.History`.
+
+        ``validation_split`` holds out the *last* fraction of the samples (before shuffling), as Keras does.
+        Shuffling and dropout are functions of the model's seed and the epoch / step number, so training
+        resumed from a saved model continues exactly as an uninterrupted run would.
+        """
+        self._require_compiled("fit")
+        x, y = self._check_xy(x, y)
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        if not isinstance(epochs, (int, np.integer)) or epochs < 1 and initial_epoch == 0:
+            raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
+        if validation_data is None and validation_split > 0:
+            n_val = int(math.floor(len(x) * validation_split))
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(f"validation_split: {validation_split} of {len(x)} samples leaves "
+                                 f"{n_val} for validation")
+            validation_data = (x[-n_val:], y[-n_val:])
+            x, y = x[:-n_val], y[:-n_val]
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+            validation_data = self._check_xy(*validation_data)
+        n = len(x)
+        if n == 0:
+            raise ValueError("x: expected at least one sample, got 0")
+        self._check_stateful_batches(n, batch_size, "x")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        steps = math.ceil(n / batch_size)
+        history = cb.History()
+        cbs = list(callbacks or []) + [history]
+        for c in cbs:
+            c.set_model(self)
+            c.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        for c in cbs:
+            c.on_train_begin({})
+        for epoch in range(initial_epoch, epochs):
+            for c in cbs:
+                c.on_epoch_begin(epoch, {})
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            order = (np.random.default_rng([self._train_seed, 1, epoch]).permutation(n) if shuffle
+                     else np.arange(n))
+            bar = Progbar(steps, verbose=1 if verbose == 1 else 0)
+            loss_sum, seen, mets = 0.0, 0, None
+            logs = {}
+            for step in range(steps):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                for c in cbs:
+                    c.on_train_batch_begin(step, {})
+                loss, y_pred, mask = self._train_step(x[idx], y[idx])
+                if mets is None:
+                    mets = self._make_metrics(y_pred.shape[-1])
+                for m in mets:
+                    m.update(y[idx], y_pred, mask)
+                loss_sum += loss * len(idx)
+                seen += len(idx)
+                logs = {"loss": loss_sum / seen, **{name: m.result() for name, m in zip(self._metric_names(), mets)}}
+                bar.update(step + 1, logs)
+                for c in cbs:
+                    c.on_train_batch_end(step, {**logs, "loss": loss})
+                if self.stop_training:
+                    break
+            if validation_data is not None and not self.stop_training:
+                val = self._evaluate(*validation_data, batch_size)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if verbose == 2:
+                print(" - ".join([f"{step + 1}/{steps}"] + [f"{k}: {v:.4f}" for k, v in logs.items()]))
+            else:
+                bar.update(step + 1, logs, finished=True)
+            for c in cbs:
+                c.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for c in cbs:
+            c.on_train_end({})
+        self.history = history
+        return history
+
+    def _evaluate(self, x, y, batch_size):
+        loss_sum, seen, mets = 0.0, 0, None
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            y_pred, mask = self._forward(xb, training=False)
+            loss, _ = self.loss(yb, y_pred, mask)
+            loss_sum += loss * len(xb)
+            seen += len(xb)
+            if mets is None:
+                mets = self._make_metrics(y_pred.shape[-1])
+            for m in mets:
+                m.update(yb, y_pred, mask)
+        out = {"loss": loss_sum / seen + self.regularization_loss()}
+        out.update({name: m.result() for name, m in zip(self._metric_names(), mets or [])})
+        return out
+
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict: bool = False):
+        """Loss (plus regularization) and metrics over ``x, y``; a float, a list, or a dict with ``return_dict``."""
+        self._require_compiled("evaluate")
+        x, y = self._check_xy(x, y)
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        self._check_stateful_batches(len(x), batch_size, "x")
+        result = self._evaluate(x, y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        return result["loss"] if len(result) == 1 else list(result.values())
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Outputs for ``x`` in inference mode, computed ``batch_size`` samples at a time."""
+        x = self._check_x(x)
+        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
+        self._check_stateful_batches(len(x), batch_size, "x")
+        outs = [self(x[s : s + batch_size], training=False) for s in range(0, len(x), batch_size)]
+        return np.concatenate(outs, axis=0)
+
+    def predict_on_batch(self, x):
+        return self(x, training=False)
+
+    # -- config and files --------------------------------------------------
+    def get_config(self) -> dict:
+        return {"name": self.name, "layers": [serialize(l) for l in self.layers],
+                "build_input_shape": None if self._declared_input_shape is None else list(self._declared_input_shape)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        model = cls([deserialize(spec) for spec in config["layers"]], name=config.get("name"))
+        if not model.built and config.get("build_input_shape") is not None:
+            model.build(tuple(config["build_input_shape"]))
+        return model
+
+    def save(self, path, include_optimizer: bool = True) -> None:
+        """Write the model (config, weights, optimizer state) to one safetensors file, atomically."""
+        if not self.built:
+            raise ValueError(f"model {self.name!r}: build or call the model before saving it")
+        saving.save_model(self, path, include_optimizer, self.extra or None)
+
+    def save_weights(self, path) -> None:
+        saving.save_model(self, path, include_optimizer=False)
+
+    def load_weights(self, path) -> None:
+        tensors, meta = saving.read_model_file(path)
+        saving.restore_into(self, tensors, meta, str(path))

@@ -1,0 +1,213 @@
+"""Callbacks: hooks into ``fit`` with Keras's names and behaviour."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+
+class Callback:
+    """Base class; ``self.model`` is set by ``fit``. Override any ``on_*`` hook."""
+
+    model = None
+    params: dict = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class _Monitor(Callback):
+    """Shared logic of callbacks that watch a logged quantity for improvement."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def _value(self, logs):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"monitor: {self.monitor!r} is not among the logged values {sorted(logs)}")
+        return float(logs[self.monitor])
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally restore the best weights."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, int(start_from_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_weights, self.best_epoch = 0, 0, None, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        if self.baseline is not None:
+            self.best = float(self.baseline)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.start_from_epoch:
+            return
+        value = self._value(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+                if self.verbose:
+                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (atomically) after each epoch, or only when ``monitor`` improved.
+
+    ``filepath`` may contain ``{epoch}`` and any logged key, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto"):
+        super().__init__(monitor, mode)
+        self.filepath, self.verbose = str(filepath), verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            value = self._value(logs)
+            if not self._improved(value):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {value:.5f}, saving model to {path}")
+            self.best = value
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """Append one CSV row per epoch: ``epoch`` and every logged value."""
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename, self.separator, self.append = str(filename), separator, append
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer, self._keys, self._header_done = None, None, exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if not self._header_done:
+                self._writer.writerow(["epoch"] + self._keys)
+        self._writer.writerow([epoch] + [logs.get(k, "NA") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        if not 0 < factor < 1:
+            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
+        super().__init__(monitor, mode, min_delta)
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+        self.wait = self.cooldown_counter = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._value(logs)
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.current_learning_rate()
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            opt = self.model.optimizer
+            old = opt.current_learning_rate()
+            new = max(old * self.factor, self.min_lr)
+            if new < old:
+                opt.learning_rate = new
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:g}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LambdaCallback(Callback):
+    """Callbacks from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None):
+        for name, fn in list(locals().items()):
+            if name != "self" and fn is not None:
+                setattr(self, name, fn)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class History(Callback):
+    """Records every epoch's logs in ``history`` (returned by ``fit``)."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch, self.history = [], {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
