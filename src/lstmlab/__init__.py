@@ -1,12 +1,12 @@
 """lstmlab: Long Short-Term Memory networks from the equations up, on NumPy."""
 from . import backend, functional, layers
 from ._version import __version__
-from .backend import set_floatx, set_random_seed
+from .backend import clear_session, set_floatx, set_random_seed
 from .gradcheck import GradcheckReport, gradcheck
 from .models import Sequential, load_model
 from .training import callbacks, losses, metrics, optimizers
 
 __all__ = [
     "__version__", "functional", "layers", "backend", "gradcheck", "GradcheckReport", "Sequential", "load_model",
-    "callbacks", "losses", "metrics", "optimizers", "set_random_seed", "set_floatx",
+    "callbacks", "losses", "metrics", "optimizers", "set_random_seed", "set_floatx", "clear_session",
 ]

@@ -5,6 +5,8 @@ initialization, dropout masks and the shuffling in ``fit``.
 """
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 _FLOATX = "float32"
@@ -47,3 +49,18 @@ def resolve_dtype(dtype) -> np.dtype:
     if name not in _VALID_FLOATX:
         raise ValueError(f"dtype: expected one of {', '.join(_VALID_FLOATX)}, got {dtype!r}")
     return np.dtype(name)
+
+
+_NAME_COUNTS: dict[str, int] = defaultdict(int)
+
+
+def unique_name(prefix: str) -> str:
+    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``..."""
+    n = _NAME_COUNTS[prefix]
+    _NAME_COUNTS[prefix] += 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+def clear_session() -> None:
+    """Restart automatic layer names from scratch (``lstm``, ``dense``...), like Keras's ``clear_session``."""
+    _NAME_COUNTS.clear()

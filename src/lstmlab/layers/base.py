@@ -16,28 +16,18 @@ Contract (tests and tools rely on it)
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
 from .. import backend
+from ..backend import unique_name
 from . import initializers as inits
 from . import regularizers as regs
-
-_NAME_COUNTS: dict[str, int] = defaultdict(int)
-
 
 def _snake(name: str) -> str:
     s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
     return re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s).lower()
-
-
-def unique_name(prefix: str) -> str:
-    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``..."""
-    n = _NAME_COUNTS[prefix]
-    _NAME_COUNTS[prefix] += 1
-    return prefix if n == 0 else f"{prefix}_{n}"
 
 
 class Weight:

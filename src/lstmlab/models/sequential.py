@@ -126,12 +126,20 @@ class Sequential:
             raise ValueError(f"model {self.name!r} has no layers")
         x = self._check_x(x)
         if not self.built:
-            self.build((None,) + x.shape[1:])
+            self.build(self._shape_from_data(x))
         mask = None
         for layer in self.layers:
             x = layer(x, training=training, mask=mask)
             mask = layer.output_mask
         return x, mask
+
+    def _shape_from_data(self, x) -> tuple:
+        """The input shape a model infers from its first batch: batch and time stay free."""
+        shape = [None] + list(x.shape[1:])
+        sequence_first = x.ndim >= 3 or (x.ndim == 2 and type(self.layers[0]).__name__ == "Embedding")
+        if sequence_first:
+            shape[1] = None
+        return tuple(shape)
 
     def __call__(self, x, training: bool = False):
         return self._forward(x, training)[0]
