@@ -244,3 +244,26 @@ def test_fit_progress_bar_and_validation_logs():
     assert len(history.history["loss"]) == 2
     result = model.evaluate(x[-10:], y[-10:], return_dict=True)
     assert result["loss"] == pytest.approx(history.history["val_loss"][-1])
+
+
+def test_train_on_batch_returns_loss_and_metrics():
+    x, y = small_data(8)
+    model = small_model()
+    model.compile(lstmlab.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = model.evaluate(x, y)
+    loss, acc = model.train_on_batch(x, y)
+    assert loss == pytest.approx(before[0], rel=0.05)  # dropout makes the training loss differ a little
+    assert 0.0 <= acc <= 1.0 and model.optimizer.iterations == 1
+
+
+def test_bidirectional_return_state_and_backward():
+    rng = np.random.default_rng(8)
+    bi = L.Bidirectional(L.LSTM(3, return_sequences=True, return_state=True, dtype="float64"), merge_mode=None,
+                         dtype="float64")
+    x = rng.standard_normal((2, 5, 4))
+    yf, yb, hf, cf, hb, cb = bi(x, training=True)
+    np.testing.assert_array_equal(yf[:, -1], hf)
+    np.testing.assert_array_equal(yb[:, 0], hb)  # the backward half ends at input step 0
+    dx = bi.backward([rng.standard_normal(yf.shape), rng.standard_normal(yb.shape), None, None,
+                      rng.standard_normal(hb.shape), None])
+    assert dx.shape == x.shape and len(bi.grads) == 6

@@ -25,3 +25,24 @@ def test_readme_gradcheck_example_output_is_real(capsys):
     noise = re.compile(r"(\d\.\d{3}e-(?:09|1\d))")
     assert noise.sub("<noise>", out) == noise.sub("<noise>", shown)
     assert len(noise.findall(out)) == len(noise.findall(shown)) == 12
+
+
+def _blocks_after(readme, heading):
+    section = readme.split(heading, 1)[1]
+    return re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+
+
+def test_readme_keras_examples_print_what_they_show(capsys, tmp_path, monkeypatch):
+    import lstmlab
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = _blocks_after(readme, "## Keras-style models")
+    (lang1, snippet), (_, snippet_out), (lang2, training), (_, training_out) = blocks[:4]
+    assert lang1 == lang2 == "python"
+    lstmlab.clear_session()
+    exec(compile(snippet, "README snippet", "exec"), {})
+    assert capsys.readouterr().out == snippet_out
+    monkeypatch.chdir(tmp_path)
+    lstmlab.clear_session()
+    exec(compile(training, "README training example", "exec"), {})
+    assert capsys.readouterr().out == training_out
