@@ -39,6 +39,14 @@ class _Wrapper(Layer):
         for layer in self._inner():
             layer.reset_states()
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = _layer_from_config(config["layer"])
+        if config.get("batch_input_shape") is not None:
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
 
 class Bidirectional(_Wrapper):
     """Runs a recurrent layer forward and a copy of it backward in time, and merges the two.
@@ -162,14 +170,6 @@ class Bidirectional(_Wrapper):
         config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = _layer_from_config(config["layer"])
-        if config.get("batch_input_shape") is not None:
-            config["batch_input_shape"] = tuple(config["batch_input_shape"])
-        return cls(**config)
-
 
 class TimeDistributed(_Wrapper):
     """Applies a layer to every time step of ``(batch, time, ...)`` independently."""
@@ -213,11 +213,3 @@ class TimeDistributed(_Wrapper):
         from . import serialize
 
         return {**super().get_config(), "layer": serialize(self.layer)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["layer"] = _layer_from_config(config["layer"])
-        if config.get("batch_input_shape") is not None:
-            config["batch_input_shape"] = tuple(config["batch_input_shape"])
-        return cls(**config)
