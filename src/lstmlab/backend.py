@@ -6,6 +6,7 @@ initialization, dropout masks and the shuffling in ``fit``.
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -32,6 +33,18 @@ def set_random_seed(seed: int) -> None:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     _RNG = np.random.default_rng(int(seed))
+
+
+@contextmanager
+def seeded(seed: int):
+    """Run a block with the process-wide generator seeded by ``seed``, then restore the previous one."""
+    global _RNG
+    saved = _RNG
+    _RNG = np.random.default_rng(seed)
+    try:
+        yield
+    finally:
+        _RNG = saved
 
 
 def rng() -> np.random.Generator:

@@ -184,13 +184,20 @@ class Sequential:
         for k, layer in enumerate(self.layers):  # dropout masks are a function of (seed, step, layer)
             layer.rng = np.random.default_rng([self._train_seed, step, k])
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, guard=None):
+        """Forward, loss, backward and one optimizer update.
+
+        ``guard(loss, grads)``, when given, runs before the update and may raise
+        to leave the weights untouched (a trainer's NaN / divergence check).
+        """
         self._seed_layers(self.optimizer.iterations)
         y_pred, mask = self._forward(x, training=True)
         loss, dy = self.loss(y, y_pred, mask)
         loss += self.regularization_loss()
         self.backward(dy)
         pairs = [(w, g) for layer in self.layers for w, g in zip(layer.weights, layer.grads) if w.trainable]
+        if guard is not None:
+            guard(loss, [g for _, g in pairs])
         self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
         return loss, y_pred, mask
 

@@ -45,6 +45,9 @@ class Progbar:
             eta = elapsed / max(step, 1) * (self.target - step)
             line += f" - ETA: {format_duration(eta)}"
         for k, v in values.items():
+            if isinstance(v, int):
+                line += f" - {k}: {v}"
+                continue
             tiny = v != 0 and abs(v) < 1e-3
             line += f" - {k}: {v:.4e}" if tiny else f" - {k}: {v:.4f}"
         return line

@@ -1,0 +1,1 @@
+"""Applications built on the model API: text generation, long-range tasks."""

@@ -1,0 +1,106 @@
+"""Configuration of a character model, its training and its sampling: one small dataclass per concern.
+
+Checkpoints store the first two next to the vocabulary, so a run directory
+describes itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+CELLS = ("lstm", "gru", "rnn")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
+BUILTIN = "builtin:pydoc_data.topics"
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+
+def _positive(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: expected a number > 0, got {v!r}")
+
+
+class _Config:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class ModelConfig(_Config):
+    """Embedding -> ``layers`` x recurrent(``units``) -> Dense(vocab_size) logits."""
+
+    vocab_size: int
+    layers: int = 2
+    units: int = 256
+    embedding: int = 64
+    dropout: float = 0.0
+    cell: str = "lstm"
+
+    def __post_init__(self):
+        for name in ("vocab_size", "layers", "units", "embedding"):
+            _positive_int(name, getattr(self, name))
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
+
+
+@dataclass
+class TrainConfig(_Config):
+    """How to train: char-rnn style contiguous streams with stateful truncated BPTT."""
+
+    seq_len: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 2e-3
+    clipnorm: float | None = 5.0
+    epochs: int = 20
+    minutes: float | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    eval_every: int | None = None  # steps between validations; None = once per epoch
+    corpus: str = BUILTIN
+
+    def __post_init__(self):
+        for name in ("seq_len", "batch_size", "epochs"):
+            _positive_int(name, getattr(self, name))
+        _positive("learning_rate", self.learning_rate)
+        if self.clipnorm is not None:
+            _positive("clipnorm", self.clipnorm)
+        if self.minutes is not None:
+            _positive("minutes", self.minutes)
+        if self.eval_every is not None:
+            _positive_int("eval_every", self.eval_every)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction: expected a fraction in (0, 0.5), got {self.val_fraction!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {self.seed!r}")
+
+
+@dataclass
+class SampleConfig(_Config):
+    """How to sample: ``temperature`` divides the logits; ``top_k`` keeps the k most likely characters."""
+
+    length: int = 500
+    temperature: float = 1.0
+    top_k: int | None = None
+    prime: str = ""
+    seed: int | None = None
+
+    def __post_init__(self):
+        _positive_int("length", self.length)
+        _positive("temperature", self.temperature)
+        if self.top_k is not None:
+            _positive_int("top_k", self.top_k)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"seed: expected a non-negative integer, got {self.seed!r}")

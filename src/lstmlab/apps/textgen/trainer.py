@@ -1,0 +1,307 @@
+"""Training a character model the char-rnn way, with checkpoints that lose nothing.
+
+* The training text is cut into ``batch_size`` contiguous streams; each step
+  takes the next ``seq_len`` characters of every stream, and the stateful
+  recurrent layers carry their state from one window to the next (truncated
+  BPTT). States reset at each epoch, whose windows start at a seeded offset.
+* The last ``val_fraction`` of the text is held out; validation loss is
+  reported in nats and in bits per character.
+* After each validation the run directory gets a checkpoint (config,
+  vocabulary, weights, optimizer state, carried states, progress), the best
+  one by validation loss, a CSV log and a PNG of the curves. Every file is
+  written atomically.
+* A stop request (Ctrl-C / SIGTERM) finishes the current step and saves; a
+  non-finite or exploding loss stops before the update, leaving the last
+  good checkpoint intact. ``--resume`` continues bit-identically.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ... import backend
+from ...io.safetensors import atomic_write
+from ...models import Sequential, load_model
+from ...training.progress import Progbar, format_duration
+from .config import ModelConfig, SampleConfig, TrainConfig
+from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
+from .model import CharSampler, build_model, compile_model
+
+SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+KIND = "lstmlab.textgen"
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN/Inf or exploded; the weights were not updated."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read as a text-generation run."""
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_val: float | None = None
+    best_step: int | None = None
+    elapsed: float = 0.0
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class RunDir:
+    path: str
+
+    @property
+    def checkpoint(self):
+        return os.path.join(self.path, "checkpoint.safetensors")
+
+    @property
+    def best(self):
+        return os.path.join(self.path, "best.safetensors")
+
+    @property
+    def log(self):
+        return os.path.join(self.path, "log.csv")
+
+    @property
+    def plot(self):
+        return os.path.join(self.path, "curves.png")
+
+    def holds_run(self) -> bool:
+        return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def save_checkpoint(model, path, vocab, mcfg, tcfg, progress, digest) -> None:
+    extra = {"kind": KIND, "vocab": vocab.chars, "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(),
+             "progress": asdict(progress), "corpus_sha256": digest}
+    model.extra = extra
+    model.save(path)
+
+
+def load_checkpoint(path):
+    """``(model, vocab, model_config, train_config, progress, corpus_sha256)`` from a checkpoint file."""
+    try:
+        model = load_model(path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc).replace("path:", "checkpoint:", 1)) from None
+    extra = model.extra
+    if extra.get("kind") != KIND:
+        raise CheckpointError(f"checkpoint: {os.fspath(path)!r} is an lstmlab model but not a text-generation run")
+    try:
+        vocab = Vocabulary(extra["vocab"])
+        mcfg = ModelConfig.from_dict(extra["model_config"])
+        tcfg = TrainConfig.from_dict(extra["train_config"])
+        progress = Progress(**extra["progress"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint: {os.fspath(path)!r} has a corrupted run description ({exc})") from None
+    return model, vocab, mcfg, tcfg, progress, extra.get("corpus_sha256")
+
+
+def write_log(path, history) -> None:
+    if not history:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    atomic_write(path, buf.getvalue().encode())
+
+
+def plot_curves(path, history) -> str | None:
+    """Write the learning curves; returns a note instead when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "note: matplotlib is not installed, so curves.png was skipped (pip install 'lstmlab[plot]')"
+    steps = [r["step"] for r in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [r["train_loss"] for r in history], label="train")
+    ax.plot(steps, [r["val_loss"] for r in history], label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title("character model learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+    return None
+
+
+class TextTrainer:
+    """Runs (or resumes) one training run in ``run_dir``."""
+
+    def __init__(self, run_dir: str, text: str, vocab: Vocabulary, mcfg: ModelConfig, tcfg: TrainConfig, *,
+                 model: Sequential | None = None, progress: Progress | None = None, out=None,
+                 sample_length: int = 200):
+        self.run = RunDir(run_dir)
+        self.vocab, self.mcfg, self.tcfg = vocab, mcfg, tcfg
+        self.out = out if out is not None else sys.stdout
+        self.sample_length = sample_length
+        self.digest = text_digest(text)
+        ids = vocab.encode(text, argument="corpus")
+        self.train_ids, self.val_ids = split_ids(ids, tcfg.val_fraction)
+        B, S = tcfg.batch_size, tcfg.seq_len
+        if len(self.train_ids) < B * (S + 1) or len(self.val_ids) < 2:
+            raise CorpusError(
+                f"corpus: {len(ids):,} characters are too short for one batch of {B} sequences of {S} characters "
+                f"plus a validation part (needs at least {math.ceil(B * (S + 1) / (1 - tcfg.val_fraction)) + 2:,}); "
+                "use a longer text or a smaller --batch-size / --seq-len"
+            )
+        self.steps_per_epoch = n_windows(len(self.train_ids) // B, S)
+        if model is None:
+            with backend.seeded(tcfg.seed):  # the initial weights are a function of the seed
+                model = build_model(mcfg, B)
+            compile_model(model, tcfg)
+            model._train_seed = tcfg.seed
+        self._evaluator = None
+        self.model = model
+        self.progress = progress if progress is not None else Progress()
+        self.stop_signal: int | None = None
+        self.limit = max(3.0 * math.log(len(vocab)), 10.0)  # a loss this far above chance has exploded
+
+    # -- pieces ------------------------------------------------------------
+    def request_stop(self, signum: int) -> None:
+        self.stop_signal = signum
+
+    def _print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _guard(self, loss, grads) -> None:
+        step = self.progress.global_step + 1
+        if not math.isfinite(loss) or loss > self.limit:
+            raise Diverged(f"training diverged at step {step} (loss {loss:.4g})")
+        if not all(np.all(np.isfinite(g)) for g in grads):
+            raise Diverged(f"training diverged at step {step} (non-finite gradients)")
+
+    def _epoch_rows(self, epoch: int) -> np.ndarray:
+        B, S = self.tcfg.batch_size, self.tcfg.seq_len
+        room = len(self.train_ids) - B * (S + 1)
+        offset = int(np.random.default_rng([self.tcfg.seed, 7, epoch]).integers(0, min(S, room) + 1))
+        return streams(self.train_ids, B, offset)
+
+    def evaluate(self) -> float:
+        """Mean validation loss (nats per character) with states carried through the held-out text."""
+        S = self.tcfg.seq_len
+        n = max(1, min(self.tcfg.batch_size, (len(self.val_ids) - 1) // S))
+        rows = streams(self.val_ids, n)
+        seq = min(S, rows.shape[1] - 1)
+        if self._evaluator is None:
+            with backend.seeded(0):  # its weights are overwritten below; keep the global generator untouched
+                self._evaluator = build_model(self.mcfg, n)
+        evaluator = self._evaluator
+        evaluator.reset_states()
+        evaluator.set_weights(self.model.get_weights())
+        total, count = 0.0, 0
+        for x, y in windows(rows, seq):
+            logits = evaluator(x, training=False)
+            loss, _ = self.model.loss(y, logits)
+            total += loss * y.size
+            count += y.size
+        return total / count
+
+    def sample(self, temperature: float, length: int, seed: int) -> str:
+        sampler = CharSampler(self.model, self.vocab)
+        return sampler.generate(SampleConfig(length=length, temperature=temperature, seed=seed))
+
+    def _checkpoint(self, best: bool) -> None:
+        save_checkpoint(self.model, self.run.checkpoint, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
+        if best:
+            save_checkpoint(self.model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
+        write_log(self.run.log, self.progress.history)
+
+    def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
+        p = self.progress
+        val = self.evaluate()
+        best = p.best_val is None or val < p.best_val
+        if best:
+            p.best_val, p.best_step = val, p.global_step
+        epochs_done = p.epoch + p.step_in_epoch / self.steps_per_epoch
+        p.history.append({"step": p.global_step, "epoch": round(epochs_done, 4), "train_loss": round(train_loss, 6),
+                          "val_loss": round(val, 6), "val_bpc": round(val / math.log(2), 6),
+                          "learning_rate": self.model.optimizer.current_learning_rate(),
+                          "chars_per_sec": round(chars_per_sec, 1), "elapsed_s": round(p.elapsed, 2)})
+        self._print(f"step {p.global_step} (epoch {epochs_done:.2f}): train loss {train_loss:.4f}, "
+                    f"val loss {val:.4f} nats = {val / math.log(2):.4f} bits/char" + ("  [best]" if best else ""))
+        self._checkpoint(best)
+        note = plot_curves(self.run.plot, p.history)
+        if note and not getattr(self, "_noted", False):
+            self._print(note)
+            self._noted = True
+        if samples:
+            for j, t in enumerate(SAMPLE_TEMPERATURES):
+                text = self.sample(t, self.sample_length, seed=self.tcfg.seed * 1_000_003 + p.global_step * 10 + j)
+                self._print(f"--- sample at temperature {t} ---")
+                self._print(text)
+            self._print("---")
+
+    # -- the loop ----------------------------------------------------------
+    def train(self, samples: bool = True) -> str:
+        """Train until the epochs or the time budget run out, or a stop is requested.
+
+        Returns ``"done"``, ``"budget"`` or ``"interrupted"``; raises :class:`Diverged`.
+        """
+        os.makedirs(self.run.path, exist_ok=True)
+        p, t = self.progress, self.tcfg
+        eval_every = t.eval_every or self.steps_per_epoch
+        start = time.monotonic()
+        elapsed0 = p.elapsed
+        deadline = None if t.minutes is None else start + 60.0 * t.minutes
+        chars = t.batch_size * t.seq_len
+        window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+        reason = "done"
+        while p.epoch < t.epochs:
+            rows = self._epoch_rows(p.epoch)
+            if p.step_in_epoch == 0:
+                self.model.reset_states()
+            bar = Progbar(self.steps_per_epoch, stream=self.out)
+            self._print(f"epoch {p.epoch + 1}/{t.epochs}")
+            for k, (x, y) in enumerate(windows(rows, t.seq_len)):
+                if k < p.step_in_epoch:
+                    continue  # resuming inside an epoch: the carried states were restored
+                loss, _, _ = self.model._train_step(x, y, guard=self._guard)
+                p.step_in_epoch, p.global_step = k + 1, p.global_step + 1
+                p.elapsed = elapsed0 + time.monotonic() - start
+                window_loss, window_steps = window_loss + loss, window_steps + 1
+                rate = chars * window_steps / max(time.monotonic() - window_start, 1e-9)
+                bar.update(k + 1, {"loss": window_loss / window_steps, "chars/s": int(rate)})
+                if self.stop_signal is not None:
+                    self._checkpoint(best=False)
+                    self._print(f"\nstopped at step {p.global_step}: checkpoint saved to {self.run.checkpoint}")
+                    return "interrupted"
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if p.global_step % eval_every == 0 or out_of_time or k + 1 == self.steps_per_epoch:
+                    if k + 1 == self.steps_per_epoch:
+                        p.epoch, p.step_in_epoch = p.epoch + 1, 0
+                    bar.update(k + 1, {"loss": window_loss / window_steps, "chars/s": int(rate)}, finished=True)
+                    self._validate(window_loss / window_steps, rate, samples)
+                    window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+                    if out_of_time:
+                        self._print(f"time budget of {format_duration(60.0 * t.minutes)} reached")
+                        return "budget"
+                    if p.step_in_epoch == 0:
+                        break
+                    bar = Progbar(self.steps_per_epoch, stream=self.out)
+        return reason
