@@ -169,7 +169,9 @@ class TextTrainer:
                 f"plus a validation part (needs at least {math.ceil(B * (S + 1) / (1 - tcfg.val_fraction)) + 2:,}); "
                 "use a longer text or a smaller --batch-size / --seq-len"
             )
-        self.steps_per_epoch = n_windows(len(self.train_ids) // B, S)
+        # Each epoch starts at a seeded offset in [0, max_offset]; every epoch has the same number of steps.
+        self.max_offset = min(S, len(self.train_ids) - B * (S + 1))
+        self.steps_per_epoch = n_windows((len(self.train_ids) - self.max_offset) // B, S)
         if model is None:
             with backend.seeded(tcfg.seed):  # the initial weights are a function of the seed
                 model = build_model(mcfg, B)
@@ -197,10 +199,8 @@ class TextTrainer:
             raise Diverged(f"training diverged at step {step} (non-finite gradients)")
 
     def _epoch_rows(self, epoch: int) -> np.ndarray:
-        B, S = self.tcfg.batch_size, self.tcfg.seq_len
-        room = len(self.train_ids) - B * (S + 1)
-        offset = int(np.random.default_rng([self.tcfg.seed, 7, epoch]).integers(0, min(S, room) + 1))
-        return streams(self.train_ids, B, offset)
+        offset = int(np.random.default_rng([self.tcfg.seed, 7, epoch]).integers(0, self.max_offset + 1))
+        return streams(self.train_ids, self.tcfg.batch_size, offset)
 
     def evaluate(self) -> float:
         """Mean validation loss (nats per character) with states carried through the held-out text."""
@@ -279,6 +279,8 @@ class TextTrainer:
             bar = Progbar(self.steps_per_epoch, stream=self.out)
             self._print(f"epoch {p.epoch + 1}/{t.epochs}")
             for k, (x, y) in enumerate(windows(rows, t.seq_len)):
+                if k >= self.steps_per_epoch:
+                    break
                 if k < p.step_in_epoch:
                     continue  # resuming inside an epoch: the carried states were restored
                 loss, _, _ = self.model._train_step(x, y, guard=self._guard)
