@@ -5,7 +5,24 @@ expected, so the message alone is enough to fix the call.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
+
+# Inside a model the activations between layers are not user input: a model checks the user's x once and then
+# lets NaN from diverged weights flow to the loss (where TerminateOnNaN or a trainer's guard sees it).
+_CHECK_FINITE = contextvars.ContextVar("lstmlab_check_finite", default=True)
+
+
+@contextlib.contextmanager
+def internal_activations():
+    """Within this block, NaN / Inf in array arguments is not an input error."""
+    token = _CHECK_FINITE.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_FINITE.reset(token)
 
 
 def _describe(a: object) -> str:
@@ -14,7 +31,7 @@ def _describe(a: object) -> str:
     return f"{type(a).__name__}"
 
 
-def as_float_array(name: str, a: object, ndim: int | None = None, *, what: str = "") -> np.ndarray:
+def as_float_array(name: str, a: object, ndim: int | None = None, *, what: str = "", finite: bool = True) -> np.ndarray:
     """Return ``a`` as a floating-point ndarray after checking rank, dtype and finiteness.
 
     Parameters
@@ -28,6 +45,9 @@ def as_float_array(name: str, a: object, ndim: int | None = None, *, what: str =
         Required rank.
     what : str
         Human description of the expected layout, e.g. ``"(batch, time, features)"``.
+    finite : bool
+        Refuse NaN / Inf. Inputs and states are checked; weights are not (a
+        diverged training run must reach its NaN handling, not an exception).
     """
     if not isinstance(a, np.ndarray):
         try:
@@ -42,7 +62,7 @@ def as_float_array(name: str, a: object, ndim: int | None = None, *, what: str =
     if ndim is not None and a.ndim != ndim:
         layout = f" {what}" if what else ""
         raise ValueError(f"{name}: expected a {ndim}-D array{layout}, got {a.ndim}-D array of shape {a.shape}")
-    if not np.all(np.isfinite(a)):
+    if finite and _CHECK_FINITE.get() and not np.all(np.isfinite(a)):
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         raise ValueError(f"{name}: expected finite values, got {bad} NaN or Inf value(s) in an array of shape {a.shape}")
     return a
@@ -113,7 +133,7 @@ def recurrent_args(
     B, T, D = x.shape
     if B == 0 or T == 0:
         raise ValueError(f"x: expected at least one sequence and one time step, got shape {x.shape}")
-    kernel = as_float_array("kernel", kernel, 2, what=f"(input_dim, {gates}*units)")
+    kernel = as_float_array("kernel", kernel, 2, what=f"(input_dim, {gates}*units)", finite=False)
     width = kernel.shape[1]
     if width == 0 or width % gates:
         raise ValueError(
@@ -122,10 +142,11 @@ def recurrent_args(
         )
     H = width // gates
     check_shape("kernel", kernel, (D, gates * H), f"(input_dim={D} from x's last axis, {gates}*units)")
-    recurrent_kernel = as_float_array("recurrent_kernel", recurrent_kernel, 2, what=f"(units, {gates}*units)")
+    recurrent_kernel = as_float_array("recurrent_kernel", recurrent_kernel, 2, what=f"(units, {gates}*units)",
+                                      finite=False)
     check_shape("recurrent_kernel", recurrent_kernel, (H, gates * H), f"(units={H}, {gates}*units={gates * H})")
     if bias is not None:
-        bias = as_float_array("bias", bias)
+        bias = as_float_array("bias", bias, finite=False)
         want = (gates * H,) if bias_rows is None else (bias_rows, gates * H)
         check_shape("bias", bias, want, f"for units={H}")
     checked = {}

@@ -38,10 +38,10 @@ def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None):
     x = as_float_array("x", x)
     if x.ndim < 1:
         raise ValueError(f"x: expected an array of shape (..., features), got a scalar")
-    kernel = as_float_array("kernel", kernel, 2, what="(input_dim, units)")
+    kernel = as_float_array("kernel", kernel, 2, what="(input_dim, units)", finite=False)
     check_shape("kernel", kernel, (x.shape[-1], None), f"(input_dim={x.shape[-1]} from x's last axis, units)")
     if bias is not None:
-        bias = as_float_array("bias", bias)
+        bias = as_float_array("bias", bias, finite=False)
         check_shape("bias", bias, (kernel.shape[1],), f"for units={kernel.shape[1]}")
     act = get_activation(activation)
     dtype = common_dtype(x, kernel, bias)

@@ -7,13 +7,16 @@ masks from ``Embedding(mask_zero=True)`` or ``Masking``, and ``dropout`` /
 ``recurrent_dropout`` with one mask per sequence.
 
 Weight layouts are the functional ones (Keras's): see
-:mod:`lstmlab.functional.lstm` and :mod:`lstmlab.functional.gru`.
+:mod:`lstmlab.functional.lstm` and :mod:`lstmlab.functional.gru`. LSTM and GRU
+run through :mod:`lstmlab.functional.fast`, which uses the C time loop when it
+covers the call and the reference otherwise.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import functional as F
+from ..functional import fast  # the C time loop when it covers the call, else the reference
 from ..functional._validate import as_float_array
 from . import initializers as inits
 from . import regularizers as regs
@@ -210,13 +213,13 @@ class LSTM(_Recurrent):
     def _run(self, x, states, mask, rec_keep):
         h0, c0 = (None, None) if states is None else states
         k, r, b = self._weights_args()
-        hs, (h, c), cache = F.lstm_forward(x, k, r, b, h0, c0, activation=self.activation,
+        hs, (h, c), cache = fast.lstm_forward(x, k, r, b, h0, c0, activation=self.activation,
                                            recurrent_activation=self.recurrent_activation, mask=mask,
                                            recurrent_mask=rec_keep)
         return hs, [h, c], cache
 
     def _run_backward(self, dout, dfinal, cache):
-        g = F.lstm_backward(dout, dfinal[0], dfinal[1], cache)
+        g = fast.lstm_backward(dout, dfinal[0], dfinal[1], cache)
         return g.dx, [g.dh0, g.dc0], [g.dkernel, g.drecurrent_kernel, g.dbias]
 
     def get_config(self):
@@ -239,13 +242,13 @@ class GRU(_Recurrent):
 
     def _run(self, x, states, mask, rec_keep):
         k, r, b = self._weights_args()
-        hs, h, cache = F.gru_forward(x, k, r, b, None if states is None else states[0], activation=self.activation,
+        hs, h, cache = fast.gru_forward(x, k, r, b, None if states is None else states[0], activation=self.activation,
                                      recurrent_activation=self.recurrent_activation, mask=mask,
                                      recurrent_mask=rec_keep)
         return hs, [h], cache
 
     def _run_backward(self, dout, dfinal, cache):
-        g = F.gru_backward(dout, dfinal[0], cache)
+        g = fast.gru_backward(dout, dfinal[0], cache)
         return g.dx, [g.dh0], [g.dkernel, g.drecurrent_kernel, g.dbias]
 
     def get_config(self):

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..functional._validate import internal_activations
 from ..layers import Layer, deserialize, serialize
 from ..layers.base import unique_name
 from ..training import callbacks as cb
@@ -128,9 +129,10 @@ class Sequential:
         if not self.built:
             self.build(self._shape_from_data(x))
         mask = None
-        for layer in self.layers:
-            x = layer(x, training=training, mask=mask)
-            mask = layer.output_mask
+        with internal_activations():  # x was checked above; what flows between layers is not user input
+            for layer in self.layers:
+                x = layer(x, training=training, mask=mask)
+                mask = layer.output_mask
         return x, mask
 
     def _shape_from_data(self, x) -> tuple:
@@ -146,8 +148,9 @@ class Sequential:
 
     def backward(self, dy):
         """Backpropagate ``dy`` through all layers after a ``training=True`` call; fills each ``layer.grads``."""
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        with internal_activations():
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
         return dy
 
     def regularization_loss(self) -> float:

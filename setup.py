@@ -1,0 +1,25 @@
+"""Builds the optional C fast path (src/lstmlab/_fast/lstm_kernels.c).
+
+Everything else is configured in pyproject.toml. The extension is optional:
+without a C compiler the install still succeeds and lstmlab runs on its
+pure-NumPy reference path (lstmlab.functional.fast.available() is then False).
+"""
+import sys
+
+from setuptools import Extension, setup
+
+compile_args, libraries = [], []
+if sys.platform.startswith("linux"):
+    libraries = ["mvec", "m"]  # glibc's vector math library, for the vectorized expf/tanhf
+if sys.platform.startswith("linux") or sys.platform == "darwin":
+    # -ffast-math at compile time only (never at link time, which would change the FPU mode of the whole
+    # process): it lets GCC call glibc's vectorized expf/tanhf. -march=native: built on the machine it runs on.
+    compile_args = ["-O3", "-ffast-math", "-fopenmp-simd", "-march=native", "-fno-strict-aliasing"]
+
+setup(
+    ext_modules=[
+        Extension("lstmlab._fast._kernels", ["src/lstmlab/_fast/lstm_kernels.c"], extra_compile_args=compile_args,
+                  libraries=libraries,
+                  optional=True)
+    ]
+)

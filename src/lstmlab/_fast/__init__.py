@@ -1,0 +1,71 @@
+"""Loader of the optional C kernels and of the BLAS they call.
+
+The kernels (``lstm_kernels.c``) are built at install time when a C compiler
+is present. They call NumPy's own OpenBLAS (the ILP64 ``scipy_openblas``
+that NumPy's wheels ship) through function pointers, so no BLAS is linked or
+installed. When either piece is missing, ``KERNELS`` is ``None`` and
+``REASON`` says why; lstmlab then runs on the NumPy reference path.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+KERNELS = None
+GEMM: dict = {}
+SET_THREADS_LOCAL = None
+REASON = ""
+
+
+def _find_kernels():
+    here = os.path.dirname(__file__)
+    found = glob.glob(os.path.join(here, "_kernels*.so")) + glob.glob(os.path.join(here, "_kernels*.pyd"))
+    return found[0] if found else None
+
+
+def _find_openblas():
+    numpy_dir = os.path.dirname(np.__file__)
+    candidates = glob.glob(os.path.join(numpy_dir, os.pardir, "numpy.libs", "libscipy_openblas64*"))
+    candidates += glob.glob(os.path.join(numpy_dir, ".dylibs", "libscipy_openblas64*"))
+    return candidates[0] if candidates else None
+
+
+def _load():
+    global KERNELS, SET_THREADS_LOCAL, REASON
+    if os.environ.get("LSTMLAB_FAST", "1") == "0":
+        REASON = "disabled by LSTMLAB_FAST=0"
+        return
+    path = _find_kernels()
+    if path is None:
+        REASON = "the C kernels were not built (no C compiler at install time)"
+        return
+    blas_path = _find_openblas()
+    if blas_path is None:
+        REASON = "NumPy's bundled OpenBLAS (scipy_openblas64) was not found"
+        return
+    try:
+        blas = ctypes.CDLL(blas_path)
+        GEMM[np.dtype(np.float32)] = ctypes.cast(blas.scipy_cblas_sgemm64_, ctypes.c_void_p).value
+        GEMM[np.dtype(np.float64)] = ctypes.cast(blas.scipy_cblas_dgemm64_, ctypes.c_void_p).value
+        SET_THREADS_LOCAL = blas.openblas_set_num_threads_local
+        SET_THREADS_LOCAL.argtypes, SET_THREADS_LOCAL.restype = [ctypes.c_int], ctypes.c_int
+        lib = ctypes.CDLL(path)
+    except (OSError, AttributeError) as exc:
+        REASON = f"could not load the kernels or BLAS symbols ({exc})"
+        GEMM.clear()
+        return
+    P, I = ctypes.c_void_p, ctypes.c_int64
+    for sfx in ("f32", "f64"):
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [P, I, I, I] + [P] * 7 + [I, I]
+        getattr(lib, f"lstm_backward_{sfx}").argtypes = [P, I, I, I] + [P] * 8 + [I, I]
+        getattr(lib, f"gru_forward_{sfx}").argtypes = [P, I, I, I] + [P] * 7 + [I, I]
+        getattr(lib, f"gru_backward_{sfx}").argtypes = [P, I, I, I] + [P] * 9 + [I, I]
+        for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
+            getattr(lib, f"{name}_{sfx}").restype = None
+    KERNELS = lib
+
+
+_load()

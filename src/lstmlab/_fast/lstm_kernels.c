@@ -1,0 +1,186 @@
+/*
+ * lstmlab fast path: the LSTM and GRU time loops in C.
+ *
+ * The math is exactly src/lstmlab/functional/lstm.py and gru.py (same
+ * equation numbers); only the time loop lives here. Everything that is one
+ * big matrix multiply (the input projection of all steps, the weight
+ * gradients over all T*B rows, the error to the layer below) stays in NumPy,
+ * outside the loop. Inside the loop each step is one GEMM (the recurrent
+ * term, accumulated into the precomputed input projection) and one fused,
+ * vectorizable pointwise pass.
+ *
+ * A call handles batch rows [b0, b1). The Python side runs two such calls in
+ * two threads (each with single-threaded BLAS), so each core runs the whole
+ * time loop for its half of the batch with no per-step barrier.
+ *
+ * BLAS is NumPy's own OpenBLAS, reached through function pointers handed in
+ * from Python, so nothing here links against a BLAS. Compiled with
+ * -ffast-math only so that GCC can call glibc's vectorized expf/tanhf.
+ *
+ * Layouts are batch-first and row-major, as the public API: z (B, T, G) with
+ * G = 4H (blocks i, f, c(g), o) for the LSTM and 3H (z, r, h) for the GRU;
+ * hs, cs (B, T, H). Step t of rows b0..b1 is a strided block (leading
+ * dimension T*G or T*H), which BLAS takes as it is: no transposes anywhere.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stddef.h>
+
+enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+
+typedef void (*sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                        const float *, int64_t, float, float *, int64_t);
+typedef void (*dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                        const double *, int64_t, double, double *, int64_t);
+
+#define DEFINE_KERNELS(REAL, SFX, GEMM_T, EXP, TANH)                                                      \
+                                                                                                         \
+static inline void sigmoid_##SFX(REAL *restrict v, int64_t n) {                                         \
+    for (int64_t j = 0; j < n; j++) v[j] = (REAL)1 / ((REAL)1 + EXP(-v[j]));                            \
+}                                                                                                        \
+static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                                            \
+    for (int64_t j = 0; j < n; j++) v[j] = TANH(v[j]);                                                  \
+}                                                                                                        \
+                                                                                                         \
+/* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
+   bias (4H) may be NULL. */                                                                             \
+void lstm_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,        \
+                        const REAL *bias, const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, \
+                        int64_t b1) {                                                                    \
+    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
+    const int64_t G = 4 * H, m = b1 - b0;                                                                \
+    for (int64_t t = 0; t < T; t++) {                                                                    \
+        /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 */                                         \
+        if (t == 0)                                                                                      \
+            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, h0 + b0 * H, H, U, G, 1, z + b0 * T * G, T * G);\
+        else                                                                                             \
+            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, hs + (b0 * T + t - 1) * H, T * H, U, G, 1,     \
+                 z + (b0 * T + t) * G, T * G);                                                           \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            REAL *restrict zr = z + (b * T + t) * G;                                                     \
+            const REAL *restrict cpr = t ? cs + (b * T + t - 1) * H : c0 + b * H;                        \
+            REAL *restrict cr = cs + (b * T + t) * H;                                                    \
+            REAL *restrict hr = hs + (b * T + t) * H;                                                    \
+            if (bias)                                                                                    \
+                for (int64_t j = 0; j < G; j++) zr[j] += bias[j];                                        \
+            sigmoid_##SFX(zr, 2 * H);          /* (2) input gate, (1) forget gate */                     \
+            tanh_##SFX(zr + 2 * H, H);         /* (3) candidate */                                       \
+            sigmoid_##SFX(zr + 3 * H, H);      /* (5) output gate */                                     \
+            const REAL *restrict i = zr, *restrict f = zr + H, *restrict g = zr + 2 * H,                 \
+                       *restrict o = zr + 3 * H;                                                         \
+            for (int64_t j = 0; j < H; j++) cr[j] = f[j] * cpr[j] + i[j] * g[j];   /* (4) */             \
+            for (int64_t j = 0; j < H; j++) hr[j] = o[j] * TANH(cr[j]);           /* (6) */              \
+        }                                                                                                \
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
+/* LSTM backward through time. dh, dc (B, H): in, the gradients reaching h_T, c_T; out, dh0, dc0.       \
+   dhs (B, T, H) may be NULL. Writes dz (B, T, 4H), the gradient of the pre-activations. */             \
+void lstm_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U,  \
+                         const REAL *c0, const REAL *cs, const REAL *dhs, REAL *dh, REAL *dc, REAL *dz,  \
+                         int64_t b0, int64_t b1) {                                                       \
+    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
+    const int64_t G = 4 * H, m = b1 - b0;                                                                \
+    for (int64_t t = T - 1; t >= 0; t--) {                                                               \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            const REAL *restrict zr = z + (b * T + t) * G;                                               \
+            const REAL *restrict i = zr, *restrict f = zr + H, *restrict g = zr + 2 * H,                 \
+                       *restrict o = zr + 3 * H;                                                         \
+            const REAL *restrict cr = cs + (b * T + t) * H;                                              \
+            const REAL *restrict cpr = t ? cs + (b * T + t - 1) * H : c0 + b * H;                        \
+            REAL *restrict dhr = dh + b * H, *restrict dcr = dc + b * H;                                 \
+            REAL *restrict dzr = dz + (b * T + t) * G;                                                   \
+            if (dhs) {                                                                                   \
+                const REAL *restrict up = dhs + (b * T + t) * H;                                         \
+                for (int64_t j = 0; j < H; j++) dhr[j] += up[j];                                         \
+            }                                                                                            \
+            for (int64_t j = 0; j < H; j++) {                                                            \
+                REAL d = dhr[j], tc = TANH(cr[j]);                                                       \
+                REAL dcj = dcr[j] + d * o[j] * ((REAL)1 - tc * tc);        /* (6) into c_t */            \
+                REAL doj = d * tc;                                         /* (6) into o_t */            \
+                dzr[j] = dcj * g[j] * i[j] * ((REAL)1 - i[j]);             /* (4) then (2) */            \
+                dzr[H + j] = dcj * cpr[j] * f[j] * ((REAL)1 - f[j]);       /* (4) then (1) */            \
+                dzr[2 * H + j] = dcj * i[j] * ((REAL)1 - g[j] * g[j]);     /* (4) then (3) */            \
+                dzr[3 * H + j] = doj * o[j] * ((REAL)1 - o[j]);            /* (5) */                     \
+                dcr[j] = dcj * f[j];                       /* the cell-state path to t-1 */              \
+            }                                                                                            \
+        }                                                                                                \
+        /* the hidden-state path to t-1: dh_{t-1} = dz_t @ recurrent_kernel.T */                         \
+        gemm(RowMajor, NoTrans, Trans, m, H, G, 1, dz + (b0 * T + t) * G, T * G, U, G, 0, dh + b0 * H, H);\
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
+/* GRU forward (reset_after). On entry a[b, t] holds x_t @ kernel + bias[0]; on exit the gates          \
+   z, r, hh. u (B, 3H) is scratch; uh (B, T, H) keeps the recurrent candidate term u_h. */              \
+void gru_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U,          \
+                       const REAL *rbias, const REAL *h0, REAL *hs, REAL *uh, REAL *u, int64_t b0,       \
+                       int64_t b1) {                                                                     \
+    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
+    const int64_t G = 3 * H, m = b1 - b0;                                                                \
+    for (int64_t t = 0; t < T; t++) {                                                                    \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            REAL *restrict ur = u + b * G;                                                               \
+            for (int64_t j = 0; j < G; j++) ur[j] = rbias ? rbias[j] : (REAL)0;                          \
+        }                                                                                                \
+        if (t == 0)                                                                                      \
+            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, h0 + b0 * H, H, U, G, 1, u + b0 * G, G);        \
+        else                                                                                             \
+            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, hs + (b0 * T + t - 1) * H, T * H, U, G, 1,     \
+                 u + b0 * G, G);                                                                         \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            REAL *restrict ar = a + (b * T + t) * G;                                                     \
+            const REAL *restrict ur = u + b * G;                                                         \
+            const REAL *restrict hpr = t ? hs + (b * T + t - 1) * H : h0 + b * H;                        \
+            REAL *restrict hr = hs + (b * T + t) * H, *restrict uhr = uh + (b * T + t) * H;              \
+            for (int64_t j = 0; j < 2 * H; j++) ar[j] += ur[j];                                          \
+            sigmoid_##SFX(ar, 2 * H);                       /* (1) update gate, (2) reset gate */        \
+            for (int64_t j = 0; j < H; j++) {                                                            \
+                uhr[j] = ur[2 * H + j];                                                                  \
+                ar[2 * H + j] += ar[H + j] * ur[2 * H + j];                                              \
+            }                                                                                            \
+            tanh_##SFX(ar + 2 * H, H);                      /* (3) candidate */                          \
+            for (int64_t j = 0; j < H; j++)                 /* (4) */                                    \
+                hr[j] = ar[j] * hpr[j] + ((REAL)1 - ar[j]) * ar[2 * H + j];                              \
+        }                                                                                                \
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
+/* GRU backward. dh (B, H): in dh_T, out dh0. Writes da (input side) and du (recurrent side). */        \
+void gru_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const REAL *gates,              \
+                        const REAL *uh, const REAL *hs, const REAL *h0, const REAL *U, const REAL *dhs,  \
+                        REAL *dh, REAL *da, REAL *du, int64_t b0, int64_t b1) {                          \
+    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
+    const int64_t G = 3 * H, m = b1 - b0;                                                                \
+    for (int64_t t = T - 1; t >= 0; t--) {                                                               \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            const REAL *restrict gr = gates + (b * T + t) * G;                                           \
+            const REAL *restrict zg = gr, *restrict rg = gr + H, *restrict hh = gr + 2 * H;              \
+            const REAL *restrict uhr = uh + (b * T + t) * H;                                             \
+            const REAL *restrict hpr = t ? hs + (b * T + t - 1) * H : h0 + b * H;                        \
+            REAL *restrict dhr = dh + b * H;                                                             \
+            REAL *restrict dar = da + (b * T + t) * G, *restrict dur = du + (b * T + t) * G;             \
+            if (dhs) {                                                                                   \
+                const REAL *restrict up = dhs + (b * T + t) * H;                                         \
+                for (int64_t j = 0; j < H; j++) dhr[j] += up[j];                                         \
+            }                                                                                            \
+            for (int64_t j = 0; j < H; j++) {                                                            \
+                REAL d = dhr[j];                                                                         \
+                REAL dzj = d * (hpr[j] - hh[j]);                               /* (4) */                 \
+                REAL dah = d * ((REAL)1 - zg[j]) * ((REAL)1 - hh[j] * hh[j]);  /* (4) then (3) */        \
+                REAL drj = dah * uhr[j];                                                                 \
+                REAL daz = dzj * zg[j] * ((REAL)1 - zg[j]);                    /* (1) */                 \
+                REAL dar_ = drj * rg[j] * ((REAL)1 - rg[j]);                   /* (2) */                 \
+                dar[j] = dur[j] = daz;                                                                   \
+                dar[H + j] = dur[H + j] = dar_;                                                          \
+                dar[2 * H + j] = dah;                                                                    \
+                dur[2 * H + j] = dah * rg[j];                                                            \
+                dhr[j] = d * zg[j];                               /* direct path of (4) */               \
+            }                                                                                            \
+        }                                                                                                \
+        /* dh_{t-1} += du_t @ recurrent_kernel.T */                                                      \
+        gemm(RowMajor, NoTrans, Trans, m, H, G, 1, du + (b0 * T + t) * G, T * G, U, G, 1, dh + b0 * H, H);\
+    }                                                                                                    \
+}
+
+DEFINE_KERNELS(float, f32, sgemm_t, expf, tanhf)
+DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)

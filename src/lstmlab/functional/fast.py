@@ -1,0 +1,206 @@
+"""The fast path: same signatures and results as the reference LSTM / GRU, with the time loop in C.
+
+``lstm_forward`` / ``lstm_backward`` / ``gru_forward`` / ``gru_backward`` here
+take the same arguments as :mod:`lstmlab.functional.lstm` and ``.gru`` and
+return the same outputs. When the C kernels are available and the call is one
+they cover (default ``tanh`` / ``sigmoid`` activations, no mask, no recurrent
+dropout), the time loop runs in C:
+
+* the input projection of all steps is one GEMM, before the loop;
+* each step is one GEMM (h_{t-1} @ recurrent_kernel accumulated into the
+  precomputed projection) and one fused, vectorized pointwise pass;
+* the batch is split across the cores: each thread runs the whole time loop
+  for its rows with single-threaded BLAS, so there is no per-step barrier;
+* the weight gradients are GEMMs over all T*B rows, after the loop.
+
+Anything else falls through to the reference, so these functions are always
+safe to call. The reference stays the oracle; tests hold the two equal.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _fast
+from . import gru as ref_gru
+from . import lstm as ref_lstm
+from ._validate import recurrent_args, upstream
+from .activations import get_activation
+
+MIN_ROWS_PER_THREAD = 4
+_POOL: ThreadPoolExecutor | None = None
+_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def available() -> bool:
+    """True when the C kernels and NumPy's OpenBLAS were found (see ``lstmlab._fast.REASON`` if not)."""
+    return _fast.KERNELS is not None
+
+
+def set_threads(n: int) -> None:
+    """Threads the batch is split across (default: the cores this process may use)."""
+    global _THREADS, _POOL
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    _THREADS = n
+    if _POOL is not None:
+        _POOL.shutdown()
+        _POOL = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:  # each worker uses single-threaded BLAS for its own GEMMs
+        _POOL = ThreadPoolExecutor(_THREADS, initializer=_fast.SET_THREADS_LOCAL, initargs=(1,))
+    return _POOL
+
+
+def _split(B: int) -> list[tuple[int, int]]:
+    n = max(1, min(_THREADS, B // MIN_ROWS_PER_THREAD))
+    edges = np.linspace(0, B, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _run(fn, args, B: int) -> None:
+    """Call kernel ``fn(*args, b0, b1)`` over batch chunks, in parallel when there are several."""
+    chunks = _split(B)
+    if len(chunks) == 1:
+        previous = _fast.SET_THREADS_LOCAL(1)
+        try:
+            fn(*args, 0, B)
+        finally:
+            _fast.SET_THREADS_LOCAL(previous)
+        return
+    for f in [_pool().submit(fn, *args, lo, hi) for lo, hi in chunks]:
+        f.result()
+
+
+def _ptr(a):
+    return None if a is None else a.ctypes.data
+
+
+def _covered(activation, recurrent_activation, mask, recurrent_mask, dtype) -> bool:
+    return (available() and mask is None and recurrent_mask is None and dtype in _fast.GEMM
+            and get_activation(activation, argument="activation").name == "tanh"
+            and get_activation(recurrent_activation, argument="recurrent_activation").name == "sigmoid")
+
+
+def _kernel(name: str, dtype) -> object:
+    return getattr(_fast.KERNELS, f"{name}_{'f32' if dtype == np.float32 else 'f64'}")
+
+
+# -- LSTM ------------------------------------------------------------------------------------------------
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, activation="tanh",
+                 recurrent_activation="sigmoid", mask=None, recurrent_mask=None):
+    """Same contract as :func:`lstmlab.functional.lstm.lstm_forward`."""
+    x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
+        x, kernel, recurrent_kernel, bias, {"h0": h0, "c0": c0}, gates=4)
+    if not _covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
+        return ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, states["h0"], states["c0"],
+                                     activation=activation, recurrent_activation=recurrent_activation,
+                                     mask=mask, recurrent_mask=recurrent_mask)
+    dtype = x.dtype
+    x = np.ascontiguousarray(x)
+    z = x @ kernel  # (B, T, 4H) input projection of all steps in one GEMM; the bias is added in the loop
+    U = np.ascontiguousarray(recurrent_kernel)
+    h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
+    hs = np.empty((B, T, H), dtype)  # (B, T, H)
+    cs = np.empty((B, T, H), dtype)  # (B, T, H)
+    _run(_kernel("lstm_forward", dtype),
+         (_fast.GEMM[dtype], T, B, H, _ptr(z), _ptr(U), _ptr(None if bias is None else np.ascontiguousarray(bias)),
+          _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs)), B)
+    cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
+                 has_bias=bias is not None)
+    return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
+
+
+def lstm_backward(dhs, dh_T, dc_T, cache):
+    """Same contract as :func:`lstmlab.functional.lstm.lstm_backward`; accepts either path's cache."""
+    if cache.get("fast") != "lstm":
+        return ref_lstm.lstm_backward(dhs, dh_T, dc_T, cache)
+    z, hs, cs, kernel, U = cache["gates"], cache["hs"], cache["cs"], cache["kernel"], cache["recurrent_kernel"]
+    B, T, H = hs.shape
+    dtype = hs.dtype
+    dhs = upstream("dhs", dhs, (B, T, H), dtype)
+    dh = upstream("dh_T", dh_T, (B, H), dtype)
+    dc = upstream("dc_T", dc_T, (B, H), dtype)
+    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
+    dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
+    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dz = np.empty_like(z)  # (B, T, 4H)
+    _run(_kernel("lstm_backward", dtype),
+         (_fast.GEMM[dtype], T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh),
+          _ptr(dc), _ptr(dz)), B)
+    dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], dz, dz, cache["h0"], hs, kernel,
+                                                          cache["has_bias"])
+    return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
+
+
+def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False):
+    """The GEMMs over all B*T rows after the loop: dx, dkernel, drecurrent_kernel, dbias."""
+    B, T, H = hs.shape
+    BT = B * T
+    da2, du2 = da.reshape(BT, -1), du.reshape(BT, -1)  # (B*T, gH)
+    h_prev = np.empty_like(hs)  # (B, T, H) h_{t-1} for every step
+    h_prev[:, 0], h_prev[:, 1:] = h0, hs[:, :-1]
+    dx = (da2 @ kernel.T).reshape(B, T, -1)  # (B, T, D) the error to the layer below
+    dkernel = x.reshape(BT, -1).T @ da2  # (D, gH)
+    drecurrent_kernel = h_prev.reshape(BT, H).T @ du2  # (H, gH)
+    if not has_bias:
+        dbias = None
+    elif bias_rows:
+        dbias = np.stack([da2.sum(axis=0), du2.sum(axis=0)])  # (2, gH)
+    else:
+        dbias = da2.sum(axis=0)  # (gH,)
+    return dx, dkernel, drecurrent_kernel, dbias
+
+
+# -- GRU -------------------------------------------------------------------------------------------------
+def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="tanh",
+                recurrent_activation="sigmoid", mask=None, recurrent_mask=None):
+    """Same contract as :func:`lstmlab.functional.gru.gru_forward`."""
+    x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
+        x, kernel, recurrent_kernel, bias, {"h0": h0}, gates=3, bias_rows=2)
+    if not _covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
+        return ref_gru.gru_forward(x, kernel, recurrent_kernel, bias, states["h0"], activation=activation,
+                                   recurrent_activation=recurrent_activation, mask=mask,
+                                   recurrent_mask=recurrent_mask)
+    dtype = x.dtype
+    x = np.ascontiguousarray(x)
+    a = x @ kernel  # (B, T, 3H)
+    rbias = None
+    if bias is not None:
+        a += bias[0]
+        rbias = np.ascontiguousarray(bias[1])
+    U = np.ascontiguousarray(recurrent_kernel)
+    h0c = np.ascontiguousarray(states["h0"])
+    hs = np.empty((B, T, H), dtype)  # (B, T, H)
+    uh = np.empty((B, T, H), dtype)  # (B, T, H)
+    u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
+    _run(_kernel("gru_forward", dtype),
+         (_fast.GEMM[dtype], T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u)), B)
+    cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
+                 has_bias=bias is not None)
+    return hs, hs[:, -1].copy(), cache
+
+
+def gru_backward(dhs, dh_T, cache):
+    """Same contract as :func:`lstmlab.functional.gru.gru_backward`; accepts either path's cache."""
+    if cache.get("fast") != "gru":
+        return ref_gru.gru_backward(dhs, dh_T, cache)
+    gates, hs, kernel, U = cache["gates"], cache["hs"], cache["kernel"], cache["recurrent_kernel"]
+    B, T, H = hs.shape
+    dtype = hs.dtype
+    dhs = upstream("dhs", dhs, (B, T, H), dtype)
+    dh = upstream("dh_T", dh_T, (B, H), dtype)
+    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")
+    dhs = None if dhs is None else np.ascontiguousarray(dhs)
+    da, du = np.empty_like(gates), np.empty_like(gates)  # (B, T, 3H) each
+    _run(_kernel("gru_backward", dtype),
+         (_fast.GEMM[dtype], T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U),
+          _ptr(dhs), _ptr(dh), _ptr(da), _ptr(du)), B)
+    dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], da, du, cache["h0"], hs, kernel,
+                                                          cache["has_bias"], bias_rows=True)
+    return ref_gru.GRUGrads(dx, dh, dkernel, drecurrent_kernel, dbias)

@@ -1,0 +1,145 @@
+"""The C fast path equals the reference math; the pure-NumPy path works without it."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import assert_close, backward, random_problem
+from lstmlab import functional as F
+from lstmlab import gradcheck
+from lstmlab.functional import fast
+
+FAST = {"lstm": (fast.lstm_forward, fast.lstm_backward), "gru": (fast.gru_forward, fast.gru_backward)}
+
+
+def test_fast_path_is_built_here():
+    # CI installs with a C compiler, so a missing fast path is a build failure, not a skip.
+    from lstmlab import _fast
+
+    assert fast.available(), _fast.REASON
+
+
+def run_both(kind, p, dhs, dfin):
+    ref_fwd = F.lstm_forward if kind == "lstm" else F.gru_forward
+    fwd, bwd = FAST[kind]
+    ours = fwd(**p)
+    ref = ref_fwd(**p)
+    assert ours[2].get("fast") == kind  # the C loop really ran
+    if kind == "lstm":
+        g = bwd(dhs, dfin[0], dfin[1], ours[2])
+        gf = dict(x=g.dx, kernel=g.dkernel, recurrent_kernel=g.drecurrent_kernel, bias=g.dbias, h0=g.dh0, c0=g.dc0)
+        fin, rfin = ours[1], ref[1]
+    else:
+        g = bwd(dhs, dfin[0], ours[2])
+        gf = dict(x=g.dx, kernel=g.dkernel, recurrent_kernel=g.drecurrent_kernel, bias=g.dbias, h0=g.dh0)
+        fin, rfin = (ours[1],), (ref[1],)
+    gr = backward(kind, dhs, dfin, ref[2])
+    return ours[0], fin, gf, ref[0], rfin, gr
+
+
+SHAPES = [(1, 1, 1, 1), (1, 30, 5, 8), (2, 3, 4, 5), (3, 7, 2, 9), (8, 12, 16, 16), (9, 5, 3, 4), (33, 6, 7, 12)]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["float64", "float32"])
+@pytest.mark.parametrize("B,T,D,H", SHAPES)
+def test_fast_equals_reference(kind, dtype, tol, B, T, D, H):
+    p = random_problem(kind, B, T, D, H, seed=B * 31 + T, dtype=dtype, scale=1.0 / np.sqrt(H + D))
+    rng = np.random.default_rng(B + H)
+    dhs = rng.standard_normal((B, T, H)).astype(dtype)
+    dfin = [rng.standard_normal((B, H)).astype(dtype) for _ in range(2 if kind == "lstm" else 1)]
+    hs, fin, gf, rhs, rfin, gr = run_both(kind, p, dhs, dfin)
+    assert hs.dtype == dtype
+    assert_close(f"{kind} outputs", hs, rhs, tol)
+    for a, b in zip(fin, rfin):
+        assert_close(f"{kind} final state", a, b, tol)
+    for name in gr:
+        assert gf[name].dtype == dtype, name
+        assert_close(f"{kind} d{name}", gf[name], gr[name], tol)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_fast_path_without_bias_states_or_sequence_gradient(kind):
+    p = random_problem(kind, 5, 4, 3, 6, seed=3, scale=0.4)
+    for k in ("bias", "h0", "c0"):
+        p.pop(k, None)
+    fwd, bwd = FAST[kind]
+    ref_fwd = F.lstm_forward if kind == "lstm" else F.gru_forward
+    ours, ref = fwd(**p), ref_fwd(**p)
+    np.testing.assert_allclose(ours[0], ref[0], rtol=1e-12, atol=1e-13)
+    dh = np.random.default_rng(0).standard_normal((5, 6))
+    g = bwd(None, dh, None, ours[2]) if kind == "lstm" else bwd(None, dh, ours[2])
+    r = backward(kind, None, [dh, None] if kind == "lstm" else [dh], ref[2])
+    assert g.dbias is None and r["bias"] is None
+    np.testing.assert_allclose(g.dkernel, r["kernel"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g.dh0, r["h0"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_fast_path_passes_finite_differences(kind):
+    p = random_problem(kind, 6, 4, 3, 4, seed=9)  # 6 rows: split across threads
+    fwd, bwd = FAST[kind]
+    rng = np.random.default_rng(1)
+    hs, fin, cache = fwd(**p)
+    assert cache.get("fast") == kind
+    dhs = rng.standard_normal(hs.shape)
+    dfin = [rng.standard_normal(a.shape) for a in (fin if kind == "lstm" else (fin,))]
+
+    def loss():
+        h2, f2, _ = fwd(**p)
+        f2 = f2 if kind == "lstm" else (f2,)
+        return np.sum(dhs * h2) + sum(np.sum(a * b) for a, b in zip(dfin, f2))
+
+    g = bwd(dhs, *dfin, cache)
+    analytic = dict(x=g.dx, kernel=g.dkernel, recurrent_kernel=g.drecurrent_kernel, bias=g.dbias, h0=g.dh0)
+    if kind == "lstm":
+        analytic["c0"] = g.dc0
+    report = gradcheck(loss, p, analytic)
+    assert report.ok, report
+
+
+def test_uncovered_calls_fall_back_to_the_reference():
+    p = random_problem("lstm", 2, 3, 2, 3)
+    masked = fast.lstm_forward(**p, mask=np.array([[1, 1, 0], [1, 0, 0]], bool))
+    softsign = fast.lstm_forward(**p, activation="softsign")
+    assert masked[2].get("fast") is None and softsign[2].get("fast") is None
+    np.testing.assert_array_equal(softsign[0], F.lstm_forward(**p, activation="softsign")[0])
+    g = fast.lstm_backward(np.ones((2, 3, 3)), None, None, masked[2])  # the reference cache is accepted
+    assert g.dx.shape == (2, 3, 2)
+
+
+def test_thread_count_does_not_change_results():
+    p = random_problem("lstm", 16, 5, 4, 8, seed=2, dtype=np.float32, scale=0.3)
+    try:
+        fast.set_threads(1)
+        one = fast.lstm_forward(**p)[0]
+        fast.set_threads(2)
+        two = fast.lstm_forward(**p)[0]
+    finally:
+        fast.set_threads(2)
+    np.testing.assert_allclose(one, two, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"^n: expected a positive integer, got 0$"):
+        fast.set_threads(0)
+
+
+def test_pure_numpy_path_without_the_kernels():
+    code = (
+        "import numpy as np, lstmlab\n"
+        "from lstmlab.functional import fast\n"
+        "from lstmlab import _fast\n"
+        "assert not fast.available() and 'LSTMLAB_FAST=0' in _fast.REASON\n"
+        "lstmlab.set_random_seed(0)\n"
+        "m = lstmlab.Sequential([lstmlab.layers.Embedding(5, 4), lstmlab.layers.LSTM(8, return_sequences=True),\n"
+        "                        lstmlab.layers.GRU(8), lstmlab.layers.Dense(5)])\n"
+        "m.compile('adam', lstmlab.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+        "x = np.array([[1, 2, 3, 4]] * 4); y = np.array([0, 1, 2, 3])\n"
+        "h = m.fit(x, y, epochs=30, verbose=0)\n"
+        "assert h.history['loss'][-1] < h.history['loss'][0]\n"
+        "print('numpy path ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "LSTMLAB_FAST": "0"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "numpy path ok" in r.stdout
