@@ -1,0 +1,362 @@
+"""LSTM speed on this machine: lstmlab against PyTorch, ONNX Runtime and the GEMM floor, in one run.
+
+    python benchmarks/bench_lstm.py            # full run (a few minutes)
+    python benchmarks/bench_lstm.py --quick    # fewer repeats
+
+Prints markdown tables of medians and ratios:
+
+1. inference and training (forward + backward) of one LSTM layer, float32,
+   batch-first, for the configs (batch, time, input, hidden) of the issue;
+2. the GEMM floor: only the matrix multiplies the algorithm needs, on NumPy's
+   BLAS (input projection, one recurrent GEMM per step, and for training the
+   recurrent GEMM of BPTT plus the three weight/input-gradient GEMMs);
+3. peak memory of a training step (tracemalloc) against the theoretical
+   activation cache;
+4. the char-model recipe of the text-generation issue (embedding 64,
+   2 x LSTM(256), batch 64, sequence 100, Adam, clipping): training
+   characters per second, ours and PyTorch's, and the per-character latency
+   of generation.
+
+Needs: pip install -r benchmarks/requirements.txt
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "src"))
+
+import lstmlab  # noqa: E402
+from lstmlab.functional import fast  # noqa: E402
+
+CONFIGS = [(64, 100, 128, 256), (32, 100, 64, 128), (128, 50, 512, 512), (1, 500, 64, 256)]
+
+
+def median_ms(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def blas_description() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if info:
+            i = info[0]
+            return f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} kernels, {i.get('num_threads')} threads)"
+    except ImportError:
+        pass
+    return "unknown (pip install threadpoolctl to see it)"
+
+
+# -- the contenders ---------------------------------------------------------------------------------------
+def make_problem(B, T, D, H, seed=0):
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    return dict(
+        x=rng.standard_normal((B, T, D)).astype(np.float32),
+        W=rng.uniform(-s, s, (D, 4 * H)).astype(np.float32),
+        U=rng.uniform(-s, s, (H, 4 * H)).astype(np.float32),
+        b=rng.uniform(-s, s, 4 * H).astype(np.float32),
+        dy=rng.standard_normal((B, T, H)).astype(np.float32),
+    )
+
+
+def ours(p):
+    def infer():
+        return fast.lstm_forward(p["x"], p["W"], p["U"], p["b"])[0]
+
+    def train():
+        hs, _, cache = fast.lstm_forward(p["x"], p["W"], p["U"], p["b"])
+        fast.lstm_backward(p["dy"], None, None, cache)
+
+    return infer, train
+
+
+def gemm_floor(p):
+    x, W, U, dy = p["x"], p["W"], p["U"], p["dy"]
+    B, T, D = x.shape
+    H = U.shape[0]
+    x2 = x.reshape(B * T, D)
+    z = np.empty((B * T, 4 * H), np.float32)
+    h = np.empty((B, H), np.float32)
+    zt = np.empty((B, 4 * H), np.float32)
+    dz = np.random.default_rng(1).standard_normal((B * T, 4 * H)).astype(np.float32)
+    dzt = dz[:B].copy()
+    hp = np.random.default_rng(2).standard_normal((B * T, H)).astype(np.float32)
+
+    def infer():
+        np.matmul(x2, W, out=z)  # input projection of all steps
+        for _ in range(T):
+            np.matmul(h, U, out=zt)  # one recurrent GEMM per step
+
+    def train():
+        infer()
+        for _ in range(T):
+            np.matmul(dzt, U.T, out=h)  # BPTT: dh_{t-1} = dz_t @ U.T
+        dz @ W.T  # dx
+        x2.T @ dz  # dkernel
+        hp.T @ dz  # drecurrent_kernel
+
+    return infer, train
+
+
+def torch_lstm(p):
+    import torch
+
+    B, T, D = p["x"].shape
+    H = p["U"].shape[0]
+    m = torch.nn.LSTM(D, H, batch_first=True)
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.from_numpy(p["W"].T.copy()))
+        m.weight_hh_l0.copy_(torch.from_numpy(p["U"].T.copy()))
+        m.bias_ih_l0.copy_(torch.from_numpy(p["b"]))
+        m.bias_hh_l0.zero_()
+    x = torch.from_numpy(p["x"])
+    xg = x.clone().requires_grad_()
+    dy = torch.from_numpy(p["dy"])
+
+    def infer():
+        with torch.no_grad():
+            return m(x)[0].numpy()
+
+    def train():
+        m.zero_grad()
+        xg.grad = None
+        out, _ = m(xg)
+        out.backward(dy)
+
+    return infer, train
+
+
+def onnx_lstm(p):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    B, T, D = p["x"].shape
+    H = p["U"].shape[0]
+
+    def iofc(w):  # Keras / PyTorch blocks i, f, c, o -> ONNX i, o, f, c
+        i, f, c, o = np.split(w, 4, axis=-1)
+        return np.concatenate([i, o, f, c], axis=-1)
+
+    W = numpy_helper.from_array(iofc(p["W"]).T[None].astype(np.float32), "W")  # (1, 4H, D)
+    R = numpy_helper.from_array(iofc(p["U"]).T[None].astype(np.float32), "R")  # (1, 4H, H)
+    Bias = numpy_helper.from_array(np.concatenate([iofc(p["b"]), np.zeros(4 * H, np.float32)])[None], "B")
+    # ORT's CPU LSTM is time-major only (layout=1 is refused); its input is transposed once, outside the timing.
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], hidden_size=H)
+    graph = helper.make_graph([node], "lstm", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, D])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=[W, R, Bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {"X": np.ascontiguousarray(p["x"].transpose(1, 0, 2))}
+
+    def infer():
+        return sess.run(None, feed)[0]  # (T, num_directions, B, H)
+
+    def infer_batch_first():
+        return infer()[:, 0].transpose(1, 0, 2)
+
+    infer.batch_first = infer_batch_first
+
+    return infer
+
+
+# -- sections ---------------------------------------------------------------------------------------------
+def section_layers(repeats: int) -> None:
+    have_torch = have_ort = True
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        have_torch = False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        have_ort = False
+    print("## One LSTM layer, float32 (median ms; ratio < 1 means lstmlab is faster)\n")
+    print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | vs PyTorch | vs ORT | vs floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for B, T, D, H in CONFIGS:
+        p = make_problem(B, T, D, H)
+        o_inf, o_train = ours(p)
+        f_inf, f_train = gemm_floor(p)
+        ref_out = o_inf()
+        t_inf = t_train = r_inf = None
+        if have_torch:
+            ti, tt = torch_lstm(p)
+            np.testing.assert_allclose(ti(), ref_out, rtol=1e-4, atol=1e-5)  # same math before timing it
+            t_inf, t_train = median_ms(ti, repeats), median_ms(tt, repeats)
+        if have_ort:
+            ri = onnx_lstm(p)
+            np.testing.assert_allclose(ri.batch_first(), ref_out, rtol=1e-4, atol=1e-5)
+            r_inf = median_ms(ri, repeats)
+        rows = [("inference", median_ms(o_inf, repeats), t_inf, r_inf, median_ms(f_inf, repeats)),
+                ("training", median_ms(o_train, repeats), t_train, None, median_ms(f_train, repeats))]
+        for mode, ours_ms, torch_ms, ort_ms, floor_ms in rows:
+            fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+            ratio = lambda a, b: "n/a" if b is None else f"{a / b:.2f}x"  # noqa: E731
+            print(f"| ({B}, {T}, {D}, {H}) | {mode} | {ours_ms:.2f} | {fmt(torch_ms)} | {fmt(ort_ms)} | {floor_ms:.2f} "
+                  f"| {ratio(ours_ms, torch_ms)} | {ratio(ours_ms, ort_ms)} | {ratio(ours_ms, floor_ms)} |")
+    print()
+
+
+def section_memory() -> None:
+    print("## Peak memory of one training step (forward + backward), float32\n")
+    print("| config (B, T, D, H) | peak traced | activation cache 6·B·T·H floats + input projection 4·B·T·H | ratio |")
+    print("|---|---:|---:|---:|")
+    for B, T, D, H in CONFIGS:
+        p = make_problem(B, T, D, H)
+        _, train = ours(p)
+        train()
+        tracemalloc.start()
+        train()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        # The cache keeps, per step and sequence, the 4H activated gates (they overwrite the input
+        # projection in place), c_t and h_t; the backward adds dz (4H) of the same size as the gates.
+        theory = 4 * (6 * B * T * H + 4 * B * T * H)
+        print(f"| ({B}, {T}, {D}, {H}) | {peak / 2**20:.1f} MiB | {theory / 2**20:.1f} MiB | {peak / theory:.2f} |")
+    print()
+
+
+def char_models(V=100, E=64, H=256, layers=2, B=64, T=100, seed=0):
+    lstmlab.set_random_seed(seed)
+    from lstmlab.apps.textgen import ModelConfig, TrainConfig
+    from lstmlab.apps.textgen.model import build_model, compile_model
+
+    model = build_model(ModelConfig(vocab_size=V, layers=layers, units=H, embedding=E), B)
+    compile_model(model, TrainConfig(batch_size=B, seq_len=T or 1))
+    return model
+
+
+def section_char_model(repeats: int) -> None:
+    V, B, T = 100, 64, 100
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, V, (B, T))
+    y = rng.integers(0, V, (B, T))
+    model = char_models(V=V, B=B, T=T)
+    ours_ms = median_ms(lambda: model.train_on_batch(x, y), repeats)
+    print("## Char-model recipe: embedding 64, 2 x LSTM(256), vocabulary 100, batch 64 x 100, Adam, clip 5\n")
+    print("| | ms per step | characters / s | vs PyTorch |")
+    print("|---|---:|---:|---:|")
+    torch_ms = None
+    try:
+        import torch
+
+        torch.manual_seed(0)
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = torch.nn.Embedding(V, 64)
+                self.lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
+                self.out = torch.nn.Linear(256, V)
+
+            def forward(self, x):
+                return self.out(self.lstm(self.emb(x))[0])
+
+        net = Net()
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def torch_step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(xt).reshape(-1, V), yt.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+
+        torch_ms = median_ms(torch_step, repeats)
+    except ImportError:
+        pass
+    chars = B * T
+    print(f"| lstmlab | {ours_ms:.1f} | {chars / ours_ms * 1e3:,.0f} | "
+          f"{'n/a' if torch_ms is None else f'{torch_ms / ours_ms:.2f}x throughput'} |")
+    if torch_ms is not None:
+        print(f"| PyTorch | {torch_ms:.1f} | {chars / torch_ms * 1e3:,.0f} | 1.00x |")
+    print()
+
+    from lstmlab.apps.textgen import Vocabulary
+    from lstmlab.apps.textgen.model import CharSampler
+
+    vocab = Vocabulary("".join(chr(32 + k) for k in range(V)))
+    gen_model = char_models(V=V, B=1, T=None)
+    sampler = CharSampler(gen_model, vocab)
+    sampler.step(0)
+    n = 500
+    t = time.perf_counter()
+    for k in range(n):
+        sampler.step(k % V)
+    ours_us = (time.perf_counter() - t) / n * 1e6
+    print("## Generation latency, 2 x LSTM(256) character model, one character at a time\n")
+    print("| | microseconds per character |")
+    print("|---|---:|")
+    print(f"| lstmlab (stateful single step) | {ours_us:.0f} |")
+    try:
+        import torch
+
+        lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
+        emb, out = torch.nn.Embedding(V, 64), torch.nn.Linear(256, V)
+        state = None
+        with torch.no_grad():
+            ids = torch.zeros((1, 1), dtype=torch.long)
+            for _ in range(5):
+                y, state = lstm(emb(ids), state)
+            t = time.perf_counter()
+            for _ in range(n):
+                y, state = lstm(emb(ids), state)
+                out(y)
+            torch_us = (time.perf_counter() - t) / n * 1e6
+        print(f"| PyTorch (nn.LSTM with carried state) | {torch_us:.0f} |")
+    except ImportError:
+        pass
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15")
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 15
+    print(f"# lstmlab {lstmlab.__version__} LSTM benchmark\n")
+    print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"- NumPy {np.__version__}, BLAS: {blas_description()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(f"- lstmlab fast path: {'on' if fast.available() else 'off (' + lstmlab._fast.REASON + ')'}")
+    try:
+        import torch
+
+        print(f"- PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    except ImportError:
+        print("- PyTorch: not installed")
+    try:
+        import onnxruntime
+
+        print(f"- ONNX Runtime {onnxruntime.__version__}")
+    except ImportError:
+        print("- ONNX Runtime: not installed")
+    print()
+    section_layers(repeats)
+    section_memory()
+    section_char_model(repeats)
+
+
+if __name__ == "__main__":
+    main()
