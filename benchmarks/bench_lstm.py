@@ -93,7 +93,7 @@ def gemm_floor(p):
     H = U.shape[0]
     x2 = x.reshape(B * T, D)
     z = np.empty((B * T, 4 * H), np.float32)
-    h = np.empty((B, H), np.float32)
+    h = np.zeros((B, H), np.float32)
     zt = np.empty((B, 4 * H), np.float32)
     dz = np.random.default_rng(1).standard_normal((B * T, 4 * H)).astype(np.float32)
     dzt = dz[:B].copy()

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 KERNELS = None
-GEMM: dict = {}
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
 
@@ -48,21 +48,23 @@ def _load():
         return
     try:
         blas = ctypes.CDLL(blas_path)
-        GEMM[np.dtype(np.float32)] = ctypes.cast(blas.scipy_cblas_sgemm64_, ctypes.c_void_p).value
-        GEMM[np.dtype(np.float64)] = ctypes.cast(blas.scipy_cblas_dgemm64_, ctypes.c_void_p).value
+        pointers = [ctypes.cast(getattr(blas, f"scipy_cblas_{name}64_"), ctypes.c_void_p).value
+                    for name in ("sgemm", "dgemm", "sgemv", "dgemv")]
         SET_THREADS_LOCAL = blas.openblas_set_num_threads_local
         SET_THREADS_LOCAL.argtypes, SET_THREADS_LOCAL.restype = [ctypes.c_int], ctypes.c_int
         lib = ctypes.CDLL(path)
     except (OSError, AttributeError) as exc:
         REASON = f"could not load the kernels or BLAS symbols ({exc})"
-        GEMM.clear()
+        SET_THREADS_LOCAL = None
         return
     P, I = ctypes.c_void_p, ctypes.c_int64
+    lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
+    lib.set_blas(*pointers)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [P, I, I, I] + [P] * 7 + [I, I]
-        getattr(lib, f"lstm_backward_{sfx}").argtypes = [P, I, I, I] + [P] * 8 + [I, I]
-        getattr(lib, f"gru_forward_{sfx}").argtypes = [P, I, I, I] + [P] * 7 + [I, I]
-        getattr(lib, f"gru_backward_{sfx}").argtypes = [P, I, I, I] + [P] * 9 + [I, I]
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
+        getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
+        getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
+        getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
     KERNELS = lib

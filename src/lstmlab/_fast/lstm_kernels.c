@@ -14,7 +14,7 @@
  * time loop for its half of the batch with no per-step barrier.
  *
  * BLAS is NumPy's own OpenBLAS, reached through function pointers handed in
- * from Python, so nothing here links against a BLAS. Compiled with
+ * once from Python (set_blas), so nothing here links against a BLAS. Compiled with
  * -ffast-math only so that GCC can call glibc's vectorized expf/tanhf.
  *
  * Layouts are batch-first and row-major, as the public API: z (B, T, G) with
@@ -32,8 +32,39 @@ typedef void (*sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const f
                         const float *, int64_t, float, float *, int64_t);
 typedef void (*dgemm_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
                         const double *, int64_t, double, double *, int64_t);
+typedef void (*sgemv_t)(int, int, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t, float,
+                        float *, int64_t);
+typedef void (*dgemv_t)(int, int, int64_t, int64_t, double, const double *, int64_t, const double *, int64_t, double,
+                        double *, int64_t);
+
+/* BLAS entry points, set once from Python (lstmlab/_fast/__init__.py). */
+static sgemm_t sgemm_f32;
+static dgemm_t dgemm_f64;
+static sgemv_t sgemv_f32;
+static dgemv_t dgemv_f64;
+
+void set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv) {
+    sgemm_f32 = (sgemm_t)sgemm;
+    dgemm_f64 = (dgemm_t)dgemm;
+    sgemv_f32 = (sgemv_t)sgemv;
+    dgemv_f64 = (dgemv_t)dgemv;
+}
 
 #define DEFINE_KERNELS(REAL, SFX, GEMM_T, EXP, TANH)                                                      \
+                                                                                                         \
+/* C (m x n, ldc) = A (m x k, lda) @ W + beta * C, with W (k x n) row-major; or, when trans_w, with         \
+   W.T where W is (n x k). One sequence (m == 1) is a matrix-vector product: GEMV, which reads W once      \
+   without the packing a GEMM call does. */                                                             \
+static inline void rows_times_##SFX(int trans_w, int64_t m, int64_t n, int64_t k, const REAL *A,          \
+                                    int64_t lda, const REAL *W, REAL beta, REAL *C, int64_t ldc) {       \
+    if (m == 1) {                                                                                        \
+        if (trans_w) gemv_##SFX(RowMajor, NoTrans, n, k, 1, W, k, A, 1, beta, C, 1);                     \
+        else gemv_##SFX(RowMajor, Trans, k, n, 1, W, n, A, 1, beta, C, 1);                               \
+    } else {                                                                                             \
+        gemm_##SFX(RowMajor, NoTrans, trans_w ? Trans : NoTrans, m, n, k, 1, A, lda, W, trans_w ? k : n, \
+                   beta, C, ldc);                                                                        \
+    }                                                                                                    \
+}                                                                                                        \
                                                                                                          \
 static inline void sigmoid_##SFX(REAL *restrict v, int64_t n) {                                         \
     for (int64_t j = 0; j < n; j++) v[j] = (REAL)1 / ((REAL)1 + EXP(-v[j]));                            \
@@ -44,18 +75,17 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
                                                                                                          \
 /* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
    bias (4H) may be NULL. */                                                                             \
-void lstm_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,        \
+void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,        \
                         const REAL *bias, const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, \
                         int64_t b1) {                                                                    \
-    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
     for (int64_t t = 0; t < T; t++) {                                                                    \
         /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 */                                         \
         if (t == 0)                                                                                      \
-            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, h0 + b0 * H, H, U, G, 1, z + b0 * T * G, T * G);\
+            rows_times_##SFX(0, m, G, H, h0 + b0 * H, H, U, 1, z + b0 * T * G, T * G);                   \
         else                                                                                             \
-            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, hs + (b0 * T + t - 1) * H, T * H, U, G, 1,     \
-                 z + (b0 * T + t) * G, T * G);                                                           \
+            rows_times_##SFX(0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, z + (b0 * T + t) * G,   \
+                             T * G);                                                                     \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             REAL *restrict zr = z + (b * T + t) * G;                                                     \
             const REAL *restrict cpr = t ? cs + (b * T + t - 1) * H : c0 + b * H;                        \
@@ -76,10 +106,9 @@ void lstm_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *z
                                                                                                          \
 /* LSTM backward through time. dh, dc (B, H): in, the gradients reaching h_T, c_T; out, dh0, dc0.       \
    dhs (B, T, H) may be NULL. Writes dz (B, T, 4H), the gradient of the pre-activations. */             \
-void lstm_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U,  \
+void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U,  \
                          const REAL *c0, const REAL *cs, const REAL *dhs, REAL *dh, REAL *dc, REAL *dz,  \
                          int64_t b0, int64_t b1) {                                                       \
-    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
     for (int64_t t = T - 1; t >= 0; t--) {                                                               \
         for (int64_t b = b0; b < b1; b++) {                                                              \
@@ -106,16 +135,15 @@ void lstm_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const 
             }                                                                                            \
         }                                                                                                \
         /* the hidden-state path to t-1: dh_{t-1} = dz_t @ recurrent_kernel.T */                         \
-        gemm(RowMajor, NoTrans, Trans, m, H, G, 1, dz + (b0 * T + t) * G, T * G, U, G, 0, dh + b0 * H, H);\
+        rows_times_##SFX(1, m, H, G, dz + (b0 * T + t) * G, T * G, U, 0, dh + b0 * H, H);                \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
 /* GRU forward (reset_after). On entry a[b, t] holds x_t @ kernel + bias[0]; on exit the gates          \
    z, r, hh. u (B, 3H) is scratch; uh (B, T, H) keeps the recurrent candidate term u_h. */              \
-void gru_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U,          \
+void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U,          \
                        const REAL *rbias, const REAL *h0, REAL *hs, REAL *uh, REAL *u, int64_t b0,       \
                        int64_t b1) {                                                                     \
-    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
     const int64_t G = 3 * H, m = b1 - b0;                                                                \
     for (int64_t t = 0; t < T; t++) {                                                                    \
         for (int64_t b = b0; b < b1; b++) {                                                              \
@@ -123,10 +151,9 @@ void gru_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *a,
             for (int64_t j = 0; j < G; j++) ur[j] = rbias ? rbias[j] : (REAL)0;                          \
         }                                                                                                \
         if (t == 0)                                                                                      \
-            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, h0 + b0 * H, H, U, G, 1, u + b0 * G, G);        \
+            rows_times_##SFX(0, m, G, H, h0 + b0 * H, H, U, 1, u + b0 * G, G);                           \
         else                                                                                             \
-            gemm(RowMajor, NoTrans, NoTrans, m, G, H, 1, hs + (b0 * T + t - 1) * H, T * H, U, G, 1,     \
-                 u + b0 * G, G);                                                                         \
+            rows_times_##SFX(0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, u + b0 * G, G);         \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             REAL *restrict ar = a + (b * T + t) * G;                                                     \
             const REAL *restrict ur = u + b * G;                                                         \
@@ -146,10 +173,9 @@ void gru_forward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, REAL *a,
 }                                                                                                        \
                                                                                                          \
 /* GRU backward. dh (B, H): in dh_T, out dh0. Writes da (input side) and du (recurrent side). */        \
-void gru_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const REAL *gates,              \
+void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,              \
                         const REAL *uh, const REAL *hs, const REAL *h0, const REAL *U, const REAL *dhs,  \
                         REAL *dh, REAL *da, REAL *du, int64_t b0, int64_t b1) {                          \
-    GEMM_T gemm = (GEMM_T)gemm_ptr;                                                                      \
     const int64_t G = 3 * H, m = b1 - b0;                                                                \
     for (int64_t t = T - 1; t >= 0; t--) {                                                               \
         for (int64_t b = b0; b < b1; b++) {                                                              \
@@ -178,9 +204,13 @@ void gru_backward_##SFX(void *gemm_ptr, int64_t T, int64_t B, int64_t H, const R
             }                                                                                            \
         }                                                                                                \
         /* dh_{t-1} += du_t @ recurrent_kernel.T */                                                      \
-        gemm(RowMajor, NoTrans, Trans, m, H, G, 1, du + (b0 * T + t) * G, T * G, U, G, 1, dh + b0 * H, H);\
+        rows_times_##SFX(1, m, H, G, du + (b0 * T + t) * G, T * G, U, 1, dh + b0 * H, H);                \
     }                                                                                                    \
 }
 
+#define gemm_f32 sgemm_f32
+#define gemv_f32 sgemv_f32
+#define gemm_f64 dgemm_f64
+#define gemv_f64 dgemv_f64
 DEFINE_KERNELS(float, f32, sgemm_t, expf, tanhf)
 DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)

@@ -82,7 +82,7 @@ def _ptr(a):
 
 
 def _covered(activation, recurrent_activation, mask, recurrent_mask, dtype) -> bool:
-    return (available() and mask is None and recurrent_mask is None and dtype in _fast.GEMM
+    return (available() and mask is None and recurrent_mask is None and dtype in _fast.DTYPES
             and get_activation(activation, argument="activation").name == "tanh"
             and get_activation(recurrent_activation, argument="recurrent_activation").name == "sigmoid")
 
@@ -109,7 +109,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     cs = np.empty((B, T, H), dtype)  # (B, T, H)
     _run(_kernel("lstm_forward", dtype),
-         (_fast.GEMM[dtype], T, B, H, _ptr(z), _ptr(U), _ptr(None if bias is None else np.ascontiguousarray(bias)),
+         (T, B, H, _ptr(z), _ptr(U), _ptr(None if bias is None else np.ascontiguousarray(bias)),
           _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs)), B)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None)
@@ -131,7 +131,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
     dz = np.empty_like(z)  # (B, T, 4H)
     _run(_kernel("lstm_backward", dtype),
-         (_fast.GEMM[dtype], T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh),
+         (T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh),
           _ptr(dc), _ptr(dz)), B)
     dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], dz, dz, cache["h0"], hs, kernel,
                                                           cache["has_bias"])
@@ -180,7 +180,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
     uh = np.empty((B, T, H), dtype)  # (B, T, H)
     u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
     _run(_kernel("gru_forward", dtype),
-         (_fast.GEMM[dtype], T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u)), B)
+         (T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u)), B)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None)
     return hs, hs[:, -1].copy(), cache
@@ -199,7 +199,7 @@ def gru_backward(dhs, dh_T, cache):
     dhs = None if dhs is None else np.ascontiguousarray(dhs)
     da, du = np.empty_like(gates), np.empty_like(gates)  # (B, T, 3H) each
     _run(_kernel("gru_backward", dtype),
-         (_fast.GEMM[dtype], T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U),
+         (T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U),
           _ptr(dhs), _ptr(dh), _ptr(da), _ptr(du)), B)
     dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], da, du, cache["h0"], hs, kernel,
                                                           cache["has_bias"], bias_rows=True)
