@@ -29,9 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 # Library messages name the config field; the user typed the option.
 _OPTION = {"seq_len": "--seq-len", "batch_size": "--batch-size", "learning_rate": "--lr", "clipnorm": "--clip",
-           "val_fraction": "--val-fraction", "eval_every": "--eval-every", "top_k": "--top-k"}
+           "val_fraction": "--val-fraction", "eval_every": "--eval-every", "top_k": "--top-k", "task": "TASK"}
+_OPTION.update({"learning_rate": "--lr", "test_size": "--test-size", "val_size": "--val-size", "cells": "--cells"})
 for _name in ("length", "temperature", "seed", "epochs", "minutes", "layers", "units", "embedding", "dropout",
-              "cell", "optimizer", "corpus", "vocab_size"):
+              "cell", "optimizer", "corpus", "vocab_size", "seeds", "steps"):
     _OPTION[_name] = f"--{_name}"
 
 
@@ -208,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_train(sub)
     _add_generate(sub)
+    from .apps.longrange.cli import add_experiment
+
+    add_experiment(sub)
     return parser
 
 
