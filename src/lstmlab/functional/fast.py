@@ -63,18 +63,20 @@ def _split(B: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _run(fn, args, B: int) -> None:
-    """Call kernel ``fn(*args, b0, b1)`` over batch chunks, in parallel when there are several."""
+def _run(job, B: int) -> list:
+    """Run ``job(b0, b1)`` over batch chunks, in parallel when there are several; returns their results.
+
+    A job does everything for its rows (input projection, time loop, gradient GEMMs) with single-threaded
+    BLAS, so the cores never wait for each other inside a layer.
+    """
     chunks = _split(B)
     if len(chunks) == 1:
         previous = _fast.SET_THREADS_LOCAL(1)
         try:
-            fn(*args, 0, B)
+            return [job(0, B)]
         finally:
             _fast.SET_THREADS_LOCAL(previous)
-        return
-    for f in [_pool().submit(fn, *args, lo, hi) for lo, hi in chunks]:
-        f.result()
+    return [f.result() for f in [_pool().submit(job, lo, hi) for lo, hi in chunks]]
 
 
 def _ptr(a):
@@ -103,14 +105,19 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
                                      mask=mask, recurrent_mask=recurrent_mask)
     dtype = x.dtype
     x = np.ascontiguousarray(x)
-    z = x @ kernel  # (B, T, 4H) input projection of all steps in one GEMM; the bias is added in the loop
     U = np.ascontiguousarray(recurrent_kernel)
+    bias_c = None if bias is None else np.ascontiguousarray(bias)
     h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
+    z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) input projection, then the activated gates
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     cs = np.empty((B, T, H), dtype)  # (B, T, H)
-    _run(_kernel("lstm_forward", dtype),
-         (T, B, H, _ptr(z), _ptr(U), _ptr(None if bias is None else np.ascontiguousarray(bias)),
-          _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs)), B)
+    kern = _kernel("lstm_forward", dtype)
+
+    def job(b0, b1):
+        np.matmul(x[b0:b1], kernel, out=z[b0:b1])  # input projection of all steps: one GEMM per chunk
+        kern(T, B, H, _ptr(z), _ptr(U), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs), b0, b1)
+
+    _run(job, B)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None)
     return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
@@ -130,12 +137,22 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
     dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
     dz = np.empty_like(z)  # (B, T, 4H)
-    _run(_kernel("lstm_backward", dtype),
-         (T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh),
-          _ptr(dc), _ptr(dz)), B)
-    dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], dz, dz, cache["h0"], hs, kernel,
-                                                          cache["has_bias"])
+    kern = _kernel("lstm_backward", dtype)
+
+    def job(b0, b1):
+        kern(T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), b0, b1)
+        return _weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
+                             cache["has_bias"])
+
+    dx, dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
     return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
+
+
+def _sum_chunks(parts):
+    """dx is concatenated over the batch chunks; the weight gradients are summed."""
+    dx = np.concatenate([p[0] for p in parts], axis=0) if len(parts) > 1 else parts[0][0]
+    summed = [None if parts[0][k] is None else sum(p[k] for p in parts[1:]) + parts[0][k] for k in (1, 2, 3)]
+    return (dx, *summed)
 
 
 def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False):
@@ -169,18 +186,23 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
                                    recurrent_mask=recurrent_mask)
     dtype = x.dtype
     x = np.ascontiguousarray(x)
-    a = x @ kernel  # (B, T, 3H)
-    rbias = None
-    if bias is not None:
-        a += bias[0]
-        rbias = np.ascontiguousarray(bias[1])
+    rbias = None if bias is None else np.ascontiguousarray(bias[1])
+    ibias = None if bias is None else bias[0]
     U = np.ascontiguousarray(recurrent_kernel)
     h0c = np.ascontiguousarray(states["h0"])
+    a = np.empty((B, T, 3 * H), dtype)  # (B, T, 3H) input projection, then the gates z, r, hh
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     uh = np.empty((B, T, H), dtype)  # (B, T, H)
     u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
-    _run(_kernel("gru_forward", dtype),
-         (T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u)), B)
+    kern = _kernel("gru_forward", dtype)
+
+    def job(b0, b1):
+        np.matmul(x[b0:b1], kernel, out=a[b0:b1])
+        if ibias is not None:
+            a[b0:b1] += ibias
+        kern(T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u), b0, b1)
+
+    _run(job, B)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None)
     return hs, hs[:, -1].copy(), cache
@@ -198,9 +220,13 @@ def gru_backward(dhs, dh_T, cache):
     dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")
     dhs = None if dhs is None else np.ascontiguousarray(dhs)
     da, du = np.empty_like(gates), np.empty_like(gates)  # (B, T, 3H) each
-    _run(_kernel("gru_backward", dtype),
-         (T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U),
-          _ptr(dhs), _ptr(dh), _ptr(da), _ptr(du)), B)
-    dx, dkernel, drecurrent_kernel, dbias = _weight_grads(cache["x"], da, du, cache["h0"], hs, kernel,
-                                                          cache["has_bias"], bias_rows=True)
+    kern = _kernel("gru_backward", dtype)
+
+    def job(b0, b1):
+        kern(T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U), _ptr(dhs), _ptr(dh),
+             _ptr(da), _ptr(du), b0, b1)
+        return _weight_grads(cache["x"][b0:b1], da[b0:b1], du[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
+                             cache["has_bias"], bias_rows=True)
+
+    dx, dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
     return ref_gru.GRUGrads(dx, dh, dkernel, drecurrent_kernel, dbias)
