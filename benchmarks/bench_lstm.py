@@ -22,7 +22,10 @@ Needs: pip install -r benchmarks/requirements.txt
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import platform
 import statistics
 import sys
@@ -88,31 +91,54 @@ def ours(p):
 
 
 def gemm_floor(p):
-    x, W, U, dy = p["x"], p["W"], p["U"], p["dy"]
+    """Only the GEMMs, on NumPy's BLAS, run both ways: one call per product with BLAS's own threads, and
+    split over the batch in one thread per core with single-threaded BLAS. The faster of the two is the floor."""
+    x, W, U = p["x"], p["W"], p["U"]
     B, T, D = x.shape
     H = U.shape[0]
-    x2 = x.reshape(B * T, D)
-    z = np.empty((B * T, 4 * H), np.float32)
-    h = np.zeros((B, H), np.float32)
-    zt = np.empty((B, 4 * H), np.float32)
-    dz = np.random.default_rng(1).standard_normal((B * T, 4 * H)).astype(np.float32)
-    dzt = dz[:B].copy()
-    hp = np.random.default_rng(2).standard_normal((B * T, H)).astype(np.float32)
 
-    def infer():
-        np.matmul(x2, W, out=z)  # input projection of all steps
-        for _ in range(T):
-            np.matmul(h, U, out=zt)  # one recurrent GEMM per step
+    def gemms(lo, hi):
+        m = hi - lo
+        x2 = x[lo:hi].reshape(m * T, D)
+        z = np.empty((m * T, 4 * H), np.float32)
+        h = np.zeros((m, H), np.float32)
+        zt = np.empty((m, 4 * H), np.float32)
+        dz = np.random.default_rng(1).standard_normal((m * T, 4 * H)).astype(np.float32)
+        dzt = dz[:m].copy()
+        hp = np.random.default_rng(2).standard_normal((m * T, H)).astype(np.float32)
 
-    def train():
-        infer()
-        for _ in range(T):
-            np.matmul(dzt, U.T, out=h)  # BPTT: dh_{t-1} = dz_t @ U.T
-        dz @ W.T  # dx
-        x2.T @ dz  # dkernel
-        hp.T @ dz  # drecurrent_kernel
+        def infer():
+            np.matmul(x2, W, out=z)  # input projection of all steps
+            for _ in range(T):
+                np.matmul(h, U, out=zt)  # one recurrent GEMM per step
 
-    return infer, train
+        def train():
+            infer()
+            for _ in range(T):
+                np.matmul(dzt, U.T, out=h)  # BPTT: dh_{t-1} = dz_t @ U.T
+            dz @ W.T  # dx
+            x2.T @ dz  # dkernel
+            hp.T @ dz  # drecurrent_kernel
+
+        return infer, train
+
+    whole = gemms(0, B)
+    n = 2 if B >= 2 and (os.cpu_count() or 1) >= 2 else 1
+    edges = [0, B // 2, B] if n == 2 else [0, B]
+    parts = [gemms(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    pool = ThreadPoolExecutor(n, initializer=_single_threaded_blas)
+
+    def split(k):
+        return lambda: [f.result() for f in [pool.submit(part[k]) for part in parts]]
+
+    return (whole[0], split(0)), (whole[1], split(1))
+
+
+def _single_threaded_blas():
+    from lstmlab import _fast
+
+    if _fast.SET_THREADS_LOCAL is not None:
+        _fast.SET_THREADS_LOCAL(1)
 
 
 def torch_lstm(p):
@@ -180,64 +206,58 @@ def onnx_lstm(p):
     return infer
 
 
-# -- sections ---------------------------------------------------------------------------------------------
-def section_layers(repeats: int) -> None:
-    have_torch = have_ort = True
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        have_torch = False
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        have_ort = False
-    print("## One LSTM layer, float32 (median ms; ratio < 1 means lstmlab is faster)\n")
-    print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | vs PyTorch | vs ORT | vs floor |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for B, T, D, H in CONFIGS:
+# -- workers: each measurement runs in its own process ------------------------------------------------------
+# PyTorch's OpenMP threads keep spinning after its calls and slow down whatever runs next in the same process
+# (measured: the char-model step of lstmlab went from 255 to 331 ms once torch had run a matmul). So every
+# contender is timed in a fresh process with its own default settings, all launched by this one run.
+def worker(spec: dict) -> dict:
+    kind, repeats = spec["kind"], spec["repeats"]
+    if kind in ("ours", "torch", "ort", "floor"):
+        B, T, D, H = spec["config"]
         p = make_problem(B, T, D, H)
-        o_inf, o_train = ours(p)
-        f_inf, f_train = gemm_floor(p)
-        ref_out = o_inf()
-        t_inf = t_train = r_inf = None
-        if have_torch:
-            ti, tt = torch_lstm(p)
-            np.testing.assert_allclose(ti(), ref_out, rtol=1e-4, atol=1e-5)  # same math before timing it
-            t_inf, t_train = median_ms(ti, repeats), median_ms(tt, repeats)
-        if have_ort:
-            ri = onnx_lstm(p)
-            np.testing.assert_allclose(ri.batch_first(), ref_out, rtol=1e-4, atol=1e-5)
-            r_inf = median_ms(ri, repeats)
-        rows = [("inference", median_ms(o_inf, repeats), t_inf, r_inf, median_ms(f_inf, repeats)),
-                ("training", median_ms(o_train, repeats), t_train, None, median_ms(f_train, repeats))]
-        for mode, ours_ms, torch_ms, ort_ms, floor_ms in rows:
-            fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-            ratio = lambda a, b: "n/a" if b is None else f"{a / b:.2f}x"  # noqa: E731
-            print(f"| ({B}, {T}, {D}, {H}) | {mode} | {ours_ms:.2f} | {fmt(torch_ms)} | {fmt(ort_ms)} | {floor_ms:.2f} "
-                  f"| {ratio(ours_ms, torch_ms)} | {ratio(ours_ms, ort_ms)} | {ratio(ours_ms, floor_ms)} |")
-    print()
-
-
-def section_memory() -> None:
-    print("## Peak memory of one training step (forward + backward), float32\n")
-    print("| config (B, T, D, H) | peak traced | activation cache 6·B·T·H floats + input projection 4·B·T·H | ratio |")
-    print("|---|---:|---:|---:|")
-    for B, T, D, H in CONFIGS:
-        p = make_problem(B, T, D, H)
-        _, train = ours(p)
+        reference = lstmlab.functional.lstm_forward(p["x"], p["W"], p["U"], p["b"])[0]
+        if kind == "ours":
+            infer, train = ours(p)
+            np.testing.assert_allclose(infer(), reference, rtol=1e-4, atol=1e-5)
+            return {"inference": median_ms(infer, repeats), "training": median_ms(train, repeats)}
+        if kind == "torch":
+            infer, train = torch_lstm(p)
+            np.testing.assert_allclose(infer(), reference, rtol=1e-4, atol=1e-5)  # the same math before timing it
+            return {"inference": median_ms(infer, repeats), "training": median_ms(train, repeats)}
+        if kind == "ort":
+            infer = onnx_lstm(p)
+            np.testing.assert_allclose(infer.batch_first(), reference, rtol=1e-4, atol=1e-5)
+            return {"inference": median_ms(infer, repeats)}
+        (inf_whole, inf_split), (train_whole, train_split) = gemm_floor(p)
+        return {"inference": min(median_ms(inf_whole, repeats), median_ms(inf_split, repeats)),
+                "training": min(median_ms(train_whole, repeats), median_ms(train_split, repeats))}
+    if kind == "memory":
+        B, T, D, H = spec["config"]
+        _, train = ours(make_problem(B, T, D, H))
         train()
         tracemalloc.start()
         train()
-        _, peak = tracemalloc.get_traced_memory()
+        peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        # The cache keeps, per step and sequence, the 4H activated gates (they overwrite the input
-        # projection in place), c_t and h_t; the backward adds dz (4H) of the same size as the gates.
-        theory = 4 * (6 * B * T * H + 4 * B * T * H)
-        print(f"| ({B}, {T}, {D}, {H}) | {peak / 2**20:.1f} MiB | {theory / 2**20:.1f} MiB | {peak / theory:.2f} |")
-    print()
+        return {"peak": peak}
+    if kind in ("ours-char", "torch-char"):
+        return char_step(kind, repeats)
+    if kind in ("ours-gen", "torch-gen"):
+        return generation(kind)
+    raise ValueError(kind)
+
+
+def run_worker(spec: dict) -> dict | None:
+    r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if r.returncode != 0:
+        if "ModuleNotFoundError" in r.stderr or "ImportError" in r.stderr:
+            return None  # that contender is not installed
+        raise RuntimeError(f"worker {spec} failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def char_models(V=100, E=64, H=256, layers=2, B=64, T=100, seed=0):
+    """The text-generation issue's default model (stateful, fixed batch B), compiled with its recipe."""
     lstmlab.set_random_seed(seed)
     from lstmlab.apps.textgen import ModelConfig, TrainConfig
     from lstmlab.apps.textgen.model import build_model, compile_model
@@ -247,94 +267,141 @@ def char_models(V=100, E=64, H=256, layers=2, B=64, T=100, seed=0):
     return model
 
 
-def section_char_model(repeats: int) -> None:
+def char_step(kind: str, repeats: int) -> dict:
     V, B, T = 100, 64, 100
     rng = np.random.default_rng(0)
     x = rng.integers(0, V, (B, T))
     y = rng.integers(0, V, (B, T))
-    model = char_models(V=V, B=B, T=T)
-    ours_ms = median_ms(lambda: model.train_on_batch(x, y), repeats)
-    print("## Char-model recipe: embedding 64, 2 x LSTM(256), vocabulary 100, batch 64 x 100, Adam, clip 5\n")
-    print("| | ms per step | characters / s | vs PyTorch |")
+    if kind == "ours-char":
+        model = char_models(V=V, B=B, T=T)
+        return {"ms": median_ms(lambda: model.train_on_batch(x, y), repeats)}
+    import torch
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(V, 64)
+            self.lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
+            self.out = torch.nn.Linear(256, V)
+
+        def forward(self, x):
+            return self.out(self.lstm(self.emb(x))[0])
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def torch_step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(xt).reshape(-1, V), yt.reshape(-1))
+        loss.backward()
+        for q in net.parameters():  # per-tensor clipping, as lstmlab's (Keras's) clipnorm
+            torch.nn.utils.clip_grad_norm_([q], 5.0)
+        opt.step()
+
+    return {"ms": median_ms(torch_step, repeats)}
+
+
+def generation(kind: str, n: int = 1000) -> dict:
+    V = 100
+    if kind == "ours-gen":
+        from lstmlab.apps.textgen import Vocabulary
+        from lstmlab.apps.textgen.model import CharSampler
+
+        sampler = CharSampler(char_models(V=V, B=1, T=None), Vocabulary("".join(chr(32 + k) for k in range(V))))
+        for k in range(20):
+            sampler.step(k)
+        t = time.perf_counter()
+        for k in range(n):
+            sampler.step(k % V)
+        return {"us": (time.perf_counter() - t) / n * 1e6}
+    import torch
+
+    lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
+    emb, out = torch.nn.Embedding(V, 64), torch.nn.Linear(256, V)
+    state = None
+    with torch.no_grad():
+        ids = torch.zeros((1, 1), dtype=torch.long)
+        for _ in range(20):
+            y, state = lstm(emb(ids), state)
+        t = time.perf_counter()
+        for _ in range(n):
+            y, state = lstm(emb(ids), state)
+            out(y)
+        return {"us": (time.perf_counter() - t) / n * 1e6}
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def fmt(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def section_layers(repeats: int) -> None:
+    print("## One LSTM layer, float32 (median ms; a ratio below 1 means lstmlab is faster)\n")
+    print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | vs PyTorch | vs ORT | vs floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for config in CONFIGS:
+        res = {k: run_worker({"kind": k, "config": config, "repeats": repeats}) for k in ("ours", "torch", "ort", "floor")}
+        for mode in ("inference", "training"):
+            o = res["ours"][mode]
+            t = res["torch"][mode] if res["torch"] else None
+            r = res["ort"].get(mode) if res["ort"] else None
+            f = res["floor"][mode]
+            print(f"| {tuple(config)} | {mode} | {o:.2f} | {fmt(t)} | {fmt(r)} | {f:.2f} | {ratio(o, t)} | "
+                  f"{ratio(o, r)} | {ratio(o, f)} |")
+    print()
+
+
+def section_memory() -> None:
+    print("## Peak memory of one training step (forward + backward), float32\n")
+    print("| config (B, T, D, H) | peak traced | activation cache, 10·B·T·H floats | ratio |")
     print("|---|---:|---:|---:|")
-    torch_ms = None
-    try:
-        import torch
+    for B, T, D, H in CONFIGS:
+        peak = run_worker({"kind": "memory", "config": [B, T, D, H], "repeats": 1})["peak"]
+        # The cache keeps, per step and sequence, the 4H activated gates (written over the input projection),
+        # c_t and h_t (6H); the backward adds dz, the same size as the gates (4H).
+        theory = 4 * 10 * B * T * H
+        print(f"| ({B}, {T}, {D}, {H}) | {peak / 2**20:.1f} MiB | {theory / 2**20:.1f} MiB | {peak / theory:.2f} |")
+    print()
 
-        torch.manual_seed(0)
 
-        class Net(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.emb = torch.nn.Embedding(V, 64)
-                self.lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
-                self.out = torch.nn.Linear(256, V)
-
-            def forward(self, x):
-                return self.out(self.lstm(self.emb(x))[0])
-
-        net = Net()
-        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-        def torch_step():
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(xt).reshape(-1, V), yt.reshape(-1))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-
-        torch_ms = median_ms(torch_step, repeats)
-    except ImportError:
-        pass
-    chars = B * T
-    print(f"| lstmlab | {ours_ms:.1f} | {chars / ours_ms * 1e3:,.0f} | "
-          f"{'n/a' if torch_ms is None else f'{torch_ms / ours_ms:.2f}x throughput'} |")
+def section_char_model(repeats: int) -> None:
+    ours_ms = run_worker({"kind": "ours-char", "repeats": repeats})["ms"]
+    torch_res = run_worker({"kind": "torch-char", "repeats": repeats})
+    torch_ms = torch_res["ms"] if torch_res else None
+    chars = 64 * 100
+    print("## Char-model recipe: embedding 64, 2 x LSTM(256), vocabulary 100, batch 64 x 100, Adam, clip 5\n")
+    print("| | ms per step | characters / s | throughput vs PyTorch |")
+    print("|---|---:|---:|---:|")
+    print(f"| lstmlab | {ours_ms:.1f} | {chars / ours_ms * 1e3:,.0f} | {ratio(torch_ms, ours_ms)} |")
     if torch_ms is not None:
         print(f"| PyTorch | {torch_ms:.1f} | {chars / torch_ms * 1e3:,.0f} | 1.00x |")
     print()
-
-    from lstmlab.apps.textgen import Vocabulary
-    from lstmlab.apps.textgen.model import CharSampler
-
-    vocab = Vocabulary("".join(chr(32 + k) for k in range(V)))
-    gen_model = char_models(V=V, B=1, T=None)
-    sampler = CharSampler(gen_model, vocab)
-    sampler.step(0)
-    n = 500
-    t = time.perf_counter()
-    for k in range(n):
-        sampler.step(k % V)
-    ours_us = (time.perf_counter() - t) / n * 1e6
+    ours_us = run_worker({"kind": "ours-gen", "repeats": 1})["us"]
+    torch_gen = run_worker({"kind": "torch-gen", "repeats": 1})
     print("## Generation latency, 2 x LSTM(256) character model, one character at a time\n")
     print("| | microseconds per character |")
     print("|---|---:|")
     print(f"| lstmlab (stateful single step) | {ours_us:.0f} |")
-    try:
-        import torch
-
-        lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
-        emb, out = torch.nn.Embedding(V, 64), torch.nn.Linear(256, V)
-        state = None
-        with torch.no_grad():
-            ids = torch.zeros((1, 1), dtype=torch.long)
-            for _ in range(5):
-                y, state = lstm(emb(ids), state)
-            t = time.perf_counter()
-            for _ in range(n):
-                y, state = lstm(emb(ids), state)
-                out(y)
-            torch_us = (time.perf_counter() - t) / n * 1e6
-        print(f"| PyTorch (nn.LSTM with carried state) | {torch_us:.0f} |")
-    except ImportError:
-        pass
+    if torch_gen:
+        print(f"| PyTorch (nn.LSTM with carried state) | {torch_gen['us']:.0f} |")
     print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
     repeats = 5 if args.quick else 15
     print(f"# lstmlab {lstmlab.__version__} LSTM benchmark\n")
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -352,7 +419,7 @@ def main() -> None:
         print(f"- ONNX Runtime {onnxruntime.__version__}")
     except ImportError:
         print("- ONNX Runtime: not installed")
-    print()
+    print("- every contender is timed in a fresh process of its own (see worker())\n")
     section_layers(repeats)
     section_memory()
     section_char_model(repeats)
