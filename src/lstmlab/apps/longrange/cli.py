@@ -20,7 +20,7 @@ def add_experiment(sub) -> None:
     p.add_argument("--steps", type=int, default=5000, help="training steps per run (default 5000)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--units", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--test-size", type=int, default=2560)
     p.add_argument("--stop-when-solved", action="store_true", help="end a run at its first solved validation")

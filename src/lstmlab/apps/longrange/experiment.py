@@ -38,7 +38,7 @@ class ExperimentConfig:
     steps: int = 5000
     batch_size: int = 32
     units: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-3
     clipnorm: float | None = 1.0
     eval_every: int = 100
     val_size: int = 512
