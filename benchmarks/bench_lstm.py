@@ -170,7 +170,7 @@ def torch_lstm(p):
 
 
 def onnx_lstm(p):
-    import onnx
+
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "src"))
 
 from lstmlab.apps.textgen import (  # noqa: E402
     ModelConfig, SampleConfig, TextTrainer, TrainConfig, Vocabulary, builtin_corpus)
-from lstmlab.apps.textgen.corpus import n_windows, streams, windows  # noqa: E402
+from lstmlab.apps.textgen.corpus import streams, windows  # noqa: E402
 from lstmlab.apps.textgen.model import CharSampler  # noqa: E402
 
 

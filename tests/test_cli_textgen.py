@@ -222,3 +222,12 @@ def test_divergence_keeps_the_last_good_checkpoint(corpus, tmp_path):
     model, _, _, _, progress, _ = load_checkpoint(tmp_path / "d" / "checkpoint.safetensors")
     assert progress.global_step == 20
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_without_matplotlib_the_png_is_skipped_with_a_note(tmp_path, monkeypatch):
+    from lstmlab.apps.textgen import trainer as T
+
+    monkeypatch.setattr(T, "pyplot", lambda: None)
+    note = T.plot_curves(str(tmp_path / "curves.png"), [{"step": 1, "train_loss": 2.0, "val_loss": 2.0}])
+    assert note == "note: matplotlib is not installed, so curves.png was skipped (pip install 'lstmlab[plot]')"
+    assert not (tmp_path / "curves.png").exists()

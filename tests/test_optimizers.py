@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 
-import lstmlab
 from lstmlab.layers import Dense
 from lstmlab.training import optimizers as O
 

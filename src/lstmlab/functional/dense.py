@@ -37,7 +37,7 @@ def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None):
     """
     x = as_float_array("x", x)
     if x.ndim < 1:
-        raise ValueError(f"x: expected an array of shape (..., features), got a scalar")
+        raise ValueError("x: expected an array of shape (..., features), got a scalar")
     kernel = as_float_array("kernel", kernel, 2, what="(input_dim, units)", finite=False)
     check_shape("kernel", kernel, (x.shape[-1], None), f"(input_dim={x.shape[-1]} from x's last axis, units)")
     if bias is not None:

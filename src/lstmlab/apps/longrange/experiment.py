@@ -7,9 +7,7 @@ on, gives the reported numbers.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import statistics
 import time
@@ -20,6 +18,7 @@ import numpy as np
 from ... import backend
 from ... import layers as L
 from ...io.safetensors import atomic_write
+from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential
 from ...training import losses as Ls
 from ...training import optimizers as O
@@ -227,13 +226,9 @@ def sweep_table(cfg: ExperimentConfig, results: list[RunResult], lengths: list[i
 
 
 def plot(path: str, cfg: ExperimentConfig, results: list[RunResult]) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "note: matplotlib is not installed, so the PNG was skipped (pip install 'lstmlab[plot]')"
+    plt = pyplot()
+    if plt is None:
+        return MISSING.format(name="the PNG")
     colors = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
@@ -247,11 +242,7 @@ def plot(path: str, cfg: ExperimentConfig, results: list[RunResult]) -> str | No
     ax.set_title(f"{cfg.task}, T = {cfg.length}: one line per seed")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    save_png(fig, path)
     return None
 
 

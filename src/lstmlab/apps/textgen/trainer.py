@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
 import os
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 
 from ... import backend
 from ...io.safetensors import atomic_write
+from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential, load_model
 from ...training.progress import Progbar, format_duration
 from .config import ModelConfig, SampleConfig, TrainConfig
@@ -125,13 +125,9 @@ def write_log(path, history) -> None:
 
 def plot_curves(path, history) -> str | None:
     """Write the learning curves; returns a note instead when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "note: matplotlib is not installed, so curves.png was skipped (pip install 'lstmlab[plot]')"
+    plt = pyplot()
+    if plt is None:
+        return MISSING.format(name="curves.png")
     steps = [r["step"] for r in history]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [r["train_loss"] for r in history], label="train")
@@ -141,11 +137,7 @@ def plot_curves(path, history) -> str | None:
     ax.set_title("character model learning curves")
     ax.grid(alpha=0.3)
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    save_png(fig, path)
     return None
 
 
