@@ -26,6 +26,7 @@ import numpy as np
 from .. import _fast
 from . import gru as ref_gru
 from . import lstm as ref_lstm
+from ._bptt import weight_grads
 from ._validate import recurrent_args, upstream
 from .activations import get_activation
 
@@ -151,27 +152,15 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
 def _sum_chunks(parts):
     """dx is concatenated over the batch chunks; the weight gradients are summed."""
     dx = np.concatenate([p[0] for p in parts], axis=0) if len(parts) > 1 else parts[0][0]
-    summed = [None if parts[0][k] is None else sum(p[k] for p in parts[1:]) + parts[0][k] for k in (1, 2, 3)]
+    summed = [None if parts[0][k] is None else sum(p[k] for p in parts) for k in (1, 2, 3)]
     return (dx, *summed)
 
 
 def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False):
-    """The GEMMs over all B*T rows after the loop: dx, dkernel, drecurrent_kernel, dbias."""
-    B, T, H = hs.shape
-    BT = B * T
-    da2, du2 = da.reshape(BT, -1), du.reshape(BT, -1)  # (B*T, gH)
-    h_prev = np.empty_like(hs)  # (B, T, H) h_{t-1} for every step
+    """The gradient GEMMs for one batch chunk, batch-first rows."""
+    h_prev = np.empty_like(hs)  # (b, T, H) h_{t-1} for every step
     h_prev[:, 0], h_prev[:, 1:] = h0, hs[:, :-1]
-    dx = (da2 @ kernel.T).reshape(B, T, -1)  # (B, T, D) the error to the layer below
-    dkernel = x.reshape(BT, -1).T @ da2  # (D, gH)
-    drecurrent_kernel = h_prev.reshape(BT, H).T @ du2  # (H, gH)
-    if not has_bias:
-        dbias = None
-    elif bias_rows:
-        dbias = np.stack([da2.sum(axis=0), du2.sum(axis=0)])  # (2, gH)
-    else:
-        dbias = da2.sum(axis=0)  # (gH,)
-    return dx, dkernel, drecurrent_kernel, dbias
+    return weight_grads(x, da, du, h_prev, kernel, has_bias, bias_rows)
 
 
 # -- GRU -------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._bptt import weight_grads
 from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
@@ -177,14 +178,9 @@ def gru_backward(dhs, dh_T, cache) -> GRUGrads:
         if valid is not None:
             dh_next += dh_skip
 
-    TB = T * B
-    da2, du2 = da.reshape(TB, 3 * H), du.reshape(TB, 3 * H)  # (T*B, 3H)
     h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
     if cache["rmask"] is not None:
         h_prevs = h_prevs * cache["rmask"]
-    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
-    dx = (da2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D)
-    dkernel = xt.reshape(TB, -1).T @ da2  # (D, 3H)
-    drecurrent_kernel = h_prevs.T @ du2  # (H, 3H)
-    dbias = np.stack([da2.sum(axis=0), du2.sum(axis=0)]) if cache["has_bias"] else None  # (2, 3H)
-    return GRUGrads(np.ascontiguousarray(dx), dh_next, dkernel, drecurrent_kernel, dbias)
+    dx, dkernel, drecurrent_kernel, dbias = weight_grads(xt, da, du, h_prevs, kernel, cache["has_bias"],
+                                                          bias_rows=True)  # dx (T, B, D); dbias (2, 3H)
+    return GRUGrads(np.ascontiguousarray(dx.transpose(1, 0, 2)), dh_next, dkernel, drecurrent_kernel, dbias)

@@ -53,6 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._bptt import weight_grads
 from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
@@ -217,14 +218,9 @@ def lstm_backward(dhs, dh_T, dc_T, cache) -> LSTMGrads:
             dh_next += dh_skip
             dc_next += dc_skip
 
-    TB = T * B
-    dz2 = dz.reshape(TB, 4 * H)  # (T*B, 4H)
     h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
     if cache["rmask"] is not None:
         h_prevs = h_prevs * cache["rmask"]
-    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
-    dx = (dz2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D) error sent to the layer below
-    dkernel = xt.reshape(TB, -1).T @ dz2  # (D, 4H) all steps in one GEMM
-    drecurrent_kernel = h_prevs.T @ dz2  # (H, 4H)
-    dbias = dz2.sum(axis=0) if cache["has_bias"] else None  # (4H,)
-    return LSTMGrads(np.ascontiguousarray(dx), dh_next, dc_next, dkernel, drecurrent_kernel, dbias)
+    # dx (T, B, D) to the layer below; dkernel, drecurrent_kernel, dbias: all steps in one GEMM each
+    dx, dkernel, drecurrent_kernel, dbias = weight_grads(xt, dz, dz, h_prevs, kernel, cache["has_bias"])
+    return LSTMGrads(np.ascontiguousarray(dx.transpose(1, 0, 2)), dh_next, dc_next, dkernel, drecurrent_kernel, dbias)

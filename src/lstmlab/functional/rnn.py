@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._bptt import weight_grads
 from ._validate import check_mask, check_recurrent_mask, recurrent_args, upstream
 from .activations import ActivationLike, get_activation
 
@@ -113,14 +114,8 @@ def rnn_backward(dhs, dh_T, cache) -> RNNGrads:
         if valid is not None:
             dh_next += dh_skip
 
-    TB = T * B
-    da2 = da.reshape(TB, H)  # (T*B, H)
     h_prevs = np.concatenate([cache["h0"][None], hs[:-1]], axis=0)  # (T, B, H) h_{t-1} per step
     if cache["rmask"] is not None:
         h_prevs = h_prevs * cache["rmask"]
-    h_prevs = h_prevs.reshape(TB, H)  # (T*B, H)
-    dx = (da2 @ kernel.T).reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, D)
-    dkernel = xt.reshape(TB, -1).T @ da2  # (D, H)
-    drecurrent_kernel = h_prevs.T @ da2  # (H, H)
-    dbias = da2.sum(axis=0) if cache["has_bias"] else None  # (H,)
-    return RNNGrads(np.ascontiguousarray(dx), dh_next, dkernel, drecurrent_kernel, dbias)
+    dx, dkernel, drecurrent_kernel, dbias = weight_grads(xt, da, da, h_prevs, kernel, cache["has_bias"])
+    return RNNGrads(np.ascontiguousarray(dx.transpose(1, 0, 2)), dh_next, dkernel, drecurrent_kernel, dbias)

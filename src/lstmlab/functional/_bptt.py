@@ -1,0 +1,48 @@
+"""The weight gradients of a recurrent layer: the GEMMs that follow the time loop of BPTT.
+
+Once the loop has produced the gradient of every step's pre-activations,
+nothing is sequential any more: with every (step, sequence) pair as one row,
+
+    dx                 = da @ kernel.T               the error sent to the layer below
+    dkernel            = sum_rows x.T @ da            all steps in one GEMM
+    drecurrent_kernel  = sum_rows h_{t-1}.T @ du
+    dbias              = sum_rows da   (the GRU adds a second row: sum_rows du)
+
+``da`` is the gradient reaching the input-side pre-activations and ``du`` the
+recurrent side; they are the same array for the LSTM and the simple RNN and
+differ for the GRU, whose reset gate multiplies the recurrent term. Shared by
+the reference (time-major rows) and the fast path (batch-first rows).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = False):
+    """``(dx, dkernel, drecurrent_kernel, dbias)`` from per-row arrays.
+
+    Parameters
+    ----------
+    x : ndarray, (..., D)
+    da, du : ndarray, (..., gH)
+    h_prev : ndarray, (..., H)
+        h_{t-1} of every row (after recurrent dropout, if any).
+        The leading axes are the same for all four, in either order.
+    kernel : ndarray, (D, gH)
+    has_bias : bool
+    bias_rows : bool
+        The GRU's bias of shape (2, gH): input row, recurrent row.
+    """
+    lead = da.shape[:-1]
+    n = int(np.prod(lead))
+    da2, du2 = da.reshape(n, -1), du.reshape(n, -1)  # (N, gH)
+    dx = (da2 @ kernel.T).reshape(*lead, -1)  # (..., D)
+    dkernel = x.reshape(n, -1).T @ da2  # (D, gH)
+    drecurrent_kernel = h_prev.reshape(n, -1).T @ du2  # (H, gH)
+    if not has_bias:
+        dbias = None
+    elif bias_rows:
+        dbias = np.stack([da2.sum(axis=0), du2.sum(axis=0)])  # (2, gH)
+    else:
+        dbias = da2.sum(axis=0)  # (gH,)
+    return dx, dkernel, drecurrent_kernel, dbias
