@@ -267,6 +267,32 @@ def char_models(V=100, E=64, H=256, layers=2, B=64, T=100, seed=0):
     return model
 
 
+def torch_char_model(V: int, E: int = 64, H: int = 256, layers: int = 2):
+    """The same char model in PyTorch: Embedding -> nn.LSTM(layers) -> Linear; ``net(x, state) -> (logits, state)``."""
+    import torch
+
+    class CharNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(V, E)
+            self.lstm = torch.nn.LSTM(E, H, num_layers=layers, batch_first=True)
+            self.out = torch.nn.Linear(H, V)
+
+        def forward(self, x, state=None):
+            y, state = self.lstm(self.emb(x), state)
+            return self.out(y), state
+
+    return CharNet()
+
+
+def clip_each(net, max_norm: float) -> None:
+    """Clip each parameter's gradient norm separately, as lstmlab's (Keras's) clipnorm does."""
+    import torch
+
+    for q in net.parameters():
+        torch.nn.utils.clip_grad_norm_([q], max_norm)
+
+
 def char_step(kind: str, repeats: int) -> dict:
     V, B, T = 100, 64, 100
     rng = np.random.default_rng(0)
@@ -278,27 +304,15 @@ def char_step(kind: str, repeats: int) -> dict:
     import torch
 
     torch.manual_seed(0)
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(V, 64)
-            self.lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
-            self.out = torch.nn.Linear(256, V)
-
-        def forward(self, x):
-            return self.out(self.lstm(self.emb(x))[0])
-
-    net = Net()
+    net = torch_char_model(V)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def torch_step():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(xt).reshape(-1, V), yt.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(net(xt)[0].reshape(-1, V), yt.reshape(-1))
         loss.backward()
-        for q in net.parameters():  # per-tensor clipping, as lstmlab's (Keras's) clipnorm
-            torch.nn.utils.clip_grad_norm_([q], 5.0)
+        clip_each(net, 5.0)
         opt.step()
 
     return {"ms": median_ms(torch_step, repeats)}
@@ -319,17 +333,15 @@ def generation(kind: str, n: int = 1000) -> dict:
         return {"us": (time.perf_counter() - t) / n * 1e6}
     import torch
 
-    lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
-    emb, out = torch.nn.Embedding(V, 64), torch.nn.Linear(256, V)
+    net = torch_char_model(V)
     state = None
     with torch.no_grad():
         ids = torch.zeros((1, 1), dtype=torch.long)
         for _ in range(20):
-            y, state = lstm(emb(ids), state)
+            _, state = net(ids, state)
         t = time.perf_counter()
         for _ in range(n):
-            y, state = lstm(emb(ids), state)
-            out(y)
+            _, state = net(ids, state)
         return {"us": (time.perf_counter() - t) / n * 1e6}
 
 

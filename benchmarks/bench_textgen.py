@@ -31,6 +31,8 @@ from lstmlab.apps.textgen import (  # noqa: E402
 from lstmlab.apps.textgen.corpus import streams, windows  # noqa: E402
 from lstmlab.apps.textgen.model import CharSampler  # noqa: E402
 
+from bench_lstm import clip_each, torch_char_model  # noqa: E402  (this folder: the same PyTorch model)
+
 
 def run_lstmlab(text, vocab, minutes, seed):
     mcfg = ModelConfig(vocab_size=len(vocab))
@@ -55,18 +57,7 @@ def run_torch(trainer, minutes, seed):
     torch.manual_seed(seed)
     V, B, S = len(trainer.vocab), trainer.tcfg.batch_size, trainer.tcfg.seq_len
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(V, 64)
-            self.lstm = torch.nn.LSTM(64, 256, num_layers=2, batch_first=True)
-            self.out = torch.nn.Linear(256, V)
-
-        def forward(self, x, state):
-            y, state = self.lstm(self.emb(x), state)
-            return self.out(y), state
-
-    net = Net()
+    net = torch_char_model(V)
     opt = torch.optim.Adam(net.parameters(), lr=trainer.tcfg.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -84,7 +75,7 @@ def run_torch(trainer, minutes, seed):
         return total / count
 
     deadline = time.monotonic() + 60 * minutes
-    steps, epoch, val = 0, 0, None
+    steps, epoch = 0, 0
     while True:
         rows = trainer._epoch_rows(epoch)
         state = None
@@ -96,14 +87,13 @@ def run_torch(trainer, minutes, seed):
             loss = loss_fn(logits.reshape(-1, V), torch.from_numpy(y.astype(np.int64)).reshape(-1))
             opt.zero_grad()
             loss.backward()
-            for p in net.parameters():  # clip each tensor's norm, as Keras's clipnorm does
-                torch.nn.utils.clip_grad_norm_([p], trainer.tcfg.clipnorm)
+            clip_each(net, trainer.tcfg.clipnorm)
             opt.step()
             steps += 1
             if time.monotonic() >= deadline:
                 return dict(steps=steps, val=validate())
         epoch += 1
-        val = validate()
+        validate()  # the per-epoch validation lstmlab's trainer does too, inside the same budget
 
 
 def main():

@@ -82,21 +82,27 @@ def test_resume_equals_uninterrupted(corpus, tmp_path):
     assert (tmp_path / "a" / "log.csv").read_text().count("\n") == (tmp_path / "b" / "log.csv").read_text().count("\n")
 
 
+def train_then_signal(args, sig, delay):
+    """Start 'lstmlab train', send ``sig`` ``delay`` seconds into the first epoch; ``(exit code, out, err)``."""
+    proc = subprocess.Popen([sys.executable, "-m", "lstmlab", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/"):
+            break
+    time.sleep(delay)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
 def test_sigint_saves_a_loadable_checkpoint_and_resume_matches(corpus, tmp_path):
     text = corpus.read_text() * 6
     big = tmp_path / "big.txt"
     big.write_text(text)
     common = ["--corpus", str(big), "--units", "64", "--embedding", "8", "--batch-size", "4", "--seq-len", "20",
               "--no-samples", "--epochs", "4"]
-    proc = subprocess.Popen([sys.executable, "-m", "lstmlab", "train", *common, "--out", str(tmp_path / "s")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 1/"):
-            break
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, out, err = train_then_signal([*common, "--out", str(tmp_path / "s")], signal.SIGINT, 0.5)
+    assert code == 130, err
     assert "stopped at step" in out and "checkpoint saved" in out and "Traceback" not in err
     model, vocab, mcfg, tcfg, progress, _ = load_checkpoint(tmp_path / "s" / "checkpoint.safetensors")
     assert 0 < progress.global_step
@@ -109,16 +115,9 @@ def test_sigint_saves_a_loadable_checkpoint_and_resume_matches(corpus, tmp_path)
 def test_sigterm_saves_too(corpus, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text(corpus.read_text() * 6)
-    proc = subprocess.Popen([sys.executable, "-m", "lstmlab", "train", "--corpus", str(big), "--units", "64",
-                             "--batch-size", "4", "--seq-len", "20", "--no-samples", "--out", str(tmp_path / "t")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 1/"):
-            break
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    code, out, err = train_then_signal(["--corpus", str(big), "--units", "64", "--batch-size", "4", "--seq-len", "20",
+                                        "--no-samples", "--out", str(tmp_path / "t")], signal.SIGTERM, 0.3)
+    assert code == 143, err
     load_checkpoint(tmp_path / "t" / "checkpoint.safetensors")
 
 

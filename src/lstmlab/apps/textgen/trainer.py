@@ -263,7 +263,6 @@ class TextTrainer:
         deadline = None if t.minutes is None else start + 60.0 * t.minutes
         chars = t.batch_size * t.seq_len
         window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
-        reason = "done"
         while p.epoch < t.epochs:
             rows = self._epoch_rows(p.epoch)
             if p.step_in_epoch == 0:
@@ -298,4 +297,4 @@ class TextTrainer:
                     if p.step_in_epoch == 0:
                         break
                     bar = Progbar(self.steps_per_epoch, stream=self.out)
-        return reason
+        return "done"
