@@ -1,4 +1,4 @@
-"""Builds the optional C fast path (src/lstmlab/_fast/lstm_kernels.c).
+"""Builds the optional C fast path (src/lstmlab/_fast/: the time loops and lstmlab's own float32 GEMM).
 
 Everything else is configured in pyproject.toml. The extension is optional:
 without a C compiler the install still succeeds and lstmlab runs on its
@@ -18,7 +18,8 @@ if sys.platform.startswith("linux") or sys.platform == "darwin":
 
 setup(
     ext_modules=[
-        Extension("lstmlab._fast._kernels", ["src/lstmlab/_fast/lstm_kernels.c"], extra_compile_args=compile_args,
+        Extension("lstmlab._fast._kernels", ["src/lstmlab/_fast/lstm_kernels.c", "src/lstmlab/_fast/sgemm.c"],
+                  depends=["src/lstmlab/_fast/sgemm.h"], extra_compile_args=compile_args,
                   libraries=libraries,
                   optional=True)
     ]

@@ -21,6 +21,54 @@ def test_fast_path_is_built_here():
     assert fast.available(), _fast.REASON
 
 
+def test_own_gemm_is_built_on_avx512():
+    from lstmlab import _fast
+
+    with open("/proc/cpuinfo") if os.path.exists("/proc/cpuinfo") else open(os.devnull) as f:
+        avx512 = " avx512f" in f.read()
+    if not avx512:
+        pytest.skip("this CPU has no AVX-512: the time loops use NumPy's BLAS")
+    assert _fast.SGEMM, "built with -march=native on an AVX-512 CPU, so lk_sgemm must be available"
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (6, 256, 64), (7, 257, 65), (13, 600, 129), (200, 3, 1), (0, 4, 5),
+                                   (4, 0, 5), (97, 40, 300)])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_equals_float64_product(m, k, n, ta, tb, accumulate):
+    rng = np.random.default_rng(m * 1000 + k + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    out = c0.copy()
+    A = np.ascontiguousarray(a.T).T if ta else a  # the same matrix, stored transposed
+    Bm = np.ascontiguousarray(b.T).T if tb else b
+    fast.matmul(A, Bm, out=out, accumulate=accumulate)
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * max(1.0, np.sqrt(k)))
+    np.testing.assert_allclose(fast.matmul(A, Bm), a.astype(np.float64) @ b, rtol=0, atol=1e-5 * max(1.0, np.sqrt(k)))
+
+
+def test_own_gemm_off_gives_the_same_results():
+    code = (
+        "import numpy as np\n"
+        "from lstmlab import _fast\n"
+        "from lstmlab.functional import fast, lstm\n"
+        "from helpers import random_problem\n"
+        "assert fast.available() and not _fast.SGEMM\n"
+        "p = random_problem('lstm', 8, 9, 30, 20, seed=1, dtype=np.float32, scale=0.2)\n"
+        "hs, _, cache = fast.lstm_forward(**p)\n"
+        "assert cache.get('fast') == 'lstm'\n"
+        "np.testing.assert_allclose(hs, lstm.lstm_forward(**p)[0], atol=1e-5)\n"
+        "print('blas path ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "LSTMLAB_SGEMM": "0", "PYTHONPATH": os.path.dirname(__file__)})
+    assert r.returncode == 0, r.stderr
+    assert "blas path ok" in r.stdout
+
+
 def run_both(kind, p, dhs, dfin):
     ref_fwd = F.lstm_forward if kind == "lstm" else F.gru_forward
     fwd, bwd = FAST[kind]
@@ -39,7 +87,10 @@ def run_both(kind, p, dhs, dfin):
     return ours[0], fin, gf, ref[0], rfin, gr
 
 
-SHAPES = [(1, 1, 1, 1), (1, 30, 5, 8), (2, 3, 4, 5), (3, 7, 2, 9), (8, 12, 16, 16), (9, 5, 3, 4), (33, 6, 7, 12)]
+SHAPES = [(1, 1, 1, 1), (1, 30, 5, 8), (2, 3, 4, 5), (3, 7, 2, 9), (8, 12, 16, 16), (9, 5, 3, 4), (33, 6, 7, 12),
+          # the own GEMM's edges: ragged panels (4H = 68, 260), inner dimensions past one block of 256
+          # (D = 300, 4H = 280, b*T rows), ragged row tiles (b = 3, 5, 8 of 6)
+          (5, 9, 300, 70), (16, 20, 33, 65), (11, 4, 3, 17)]
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

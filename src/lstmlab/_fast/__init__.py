@@ -18,6 +18,7 @@ KERNELS = None
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
+SGEMM = False  # lstmlab's own AVX-512 float32 GEMM (sgemm.c) was built; LSTMLAB_SGEMM=0 turns it off
 
 
 def _find_kernels():
@@ -34,7 +35,7 @@ def _find_openblas():
 
 
 def _load():
-    global KERNELS, SET_THREADS_LOCAL, REASON
+    global KERNELS, SET_THREADS_LOCAL, REASON, SGEMM
     if os.environ.get("LSTMLAB_FAST", "1") == "0":
         REASON = "disabled by LSTMLAB_FAST=0"
         return
@@ -61,13 +62,19 @@ def _load():
     lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
     lib.set_blas(*pointers)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
-        getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
-        getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
-        getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
+        getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
+        getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
+        getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
+    lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
+    lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
+    lib.lk_sgemm.restype = ctypes.c_int
+    lib.lk_sgemm_packed_size.argtypes, lib.lk_sgemm_packed_size.restype = [I, I], I
+    lib.lk_sgemm_pack.argtypes, lib.lk_sgemm_pack.restype = [ctypes.c_int, I, I, P, I, P], None
     KERNELS = lib
+    SGEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
 
 
 _load()

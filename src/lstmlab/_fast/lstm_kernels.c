@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "sgemm.h"
+
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 
 typedef void (*sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
@@ -66,6 +68,15 @@ static inline void rows_times_##SFX(int trans_w, int64_t m, int64_t n, int64_t k
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
+/* The recurrent product of one step. `packed` (float32 only, may be NULL): the recurrent kernel (or its      \
+   transpose) packed once per call by lk_sgemm_pack, so the steps share one packing (sgemm.c). */          \
+static inline void recurrent_##SFX(const float *packed, int trans_w, int64_t m, int64_t n, int64_t k,      \
+                                   const REAL *A, int64_t lda, const REAL *W, REAL beta, REAL *C,           \
+                                   int64_t ldc) {                                                           \
+    if (packed) prepacked_##SFX(0, m, n, k, A, lda, packed, beta, C, ldc);                                 \
+    else rows_times_##SFX(trans_w, m, n, k, A, lda, W, beta, C, ldc);                                      \
+}                                                                                                        \
+                                                                                                         \
 static inline void sigmoid_##SFX(REAL *restrict v, int64_t n) {                                         \
     for (int64_t j = 0; j < n; j++) v[j] = (REAL)1 / ((REAL)1 + EXP(-v[j]));                            \
 }                                                                                                        \
@@ -75,16 +86,16 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
                                                                                                          \
 /* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
    bias (4H) may be NULL. */                                                                             \
-void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,        \
+void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const float *packed,        \
                         const REAL *bias, const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, \
                         int64_t b1) {                                                                    \
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
     for (int64_t t = 0; t < T; t++) {                                                                    \
         /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 */                                         \
         if (t == 0)                                                                                      \
-            rows_times_##SFX(0, m, G, H, h0 + b0 * H, H, U, 1, z + b0 * T * G, T * G);                   \
+            recurrent_##SFX(packed, 0, m, G, H, h0 + b0 * H, H, U, 1, z + b0 * T * G, T * G);                   \
         else                                                                                             \
-            rows_times_##SFX(0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, z + (b0 * T + t) * G,   \
+            recurrent_##SFX(packed, 0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, z + (b0 * T + t) * G,   \
                              T * G);                                                                     \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             REAL *restrict zr = z + (b * T + t) * G;                                                     \
@@ -106,7 +117,7 @@ void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,
                                                                                                          \
 /* LSTM backward through time. dh, dc (B, H): in, the gradients reaching h_T, c_T; out, dh0, dc0.       \
    dhs (B, T, H) may be NULL. Writes dz (B, T, 4H), the gradient of the pre-activations. */             \
-void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U,  \
+void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U, const float *packed,  \
                          const REAL *c0, const REAL *cs, const REAL *dhs, REAL *dh, REAL *dc, REAL *dz,  \
                          int64_t b0, int64_t b1) {                                                       \
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
@@ -135,13 +146,13 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
             }                                                                                            \
         }                                                                                                \
         /* the hidden-state path to t-1: dh_{t-1} = dz_t @ recurrent_kernel.T */                         \
-        rows_times_##SFX(1, m, H, G, dz + (b0 * T + t) * G, T * G, U, 0, dh + b0 * H, H);                \
+        recurrent_##SFX(packed, 1, m, H, G, dz + (b0 * T + t) * G, T * G, U, 0, dh + b0 * H, H);                \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
 /* GRU forward (reset_after). On entry a[b, t] holds x_t @ kernel + bias[0]; on exit the gates          \
    z, r, hh. u (B, 3H) is scratch; uh (B, T, H) keeps the recurrent candidate term u_h. */              \
-void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U,          \
+void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U, const float *packed,          \
                        const REAL *rbias, const REAL *h0, REAL *hs, REAL *uh, REAL *u, int64_t b0,       \
                        int64_t b1) {                                                                     \
     const int64_t G = 3 * H, m = b1 - b0;                                                                \
@@ -151,9 +162,9 @@ void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U, 
             for (int64_t j = 0; j < G; j++) ur[j] = rbias ? rbias[j] : (REAL)0;                          \
         }                                                                                                \
         if (t == 0)                                                                                      \
-            rows_times_##SFX(0, m, G, H, h0 + b0 * H, H, U, 1, u + b0 * G, G);                           \
+            recurrent_##SFX(packed, 0, m, G, H, h0 + b0 * H, H, U, 1, u + b0 * G, G);                           \
         else                                                                                             \
-            rows_times_##SFX(0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, u + b0 * G, G);         \
+            recurrent_##SFX(packed, 0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, u + b0 * G, G);         \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             REAL *restrict ar = a + (b * T + t) * G;                                                     \
             const REAL *restrict ur = u + b * G;                                                         \
@@ -174,7 +185,7 @@ void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U, 
                                                                                                          \
 /* GRU backward. dh (B, H): in dh_T, out dh0. Writes da (input side) and du (recurrent side). */        \
 void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,              \
-                        const REAL *uh, const REAL *hs, const REAL *h0, const REAL *U, const REAL *dhs,  \
+                        const REAL *uh, const REAL *hs, const REAL *h0, const REAL *U, const float *packed, const REAL *dhs,  \
                         REAL *dh, REAL *da, REAL *du, int64_t b0, int64_t b1) {                          \
     const int64_t G = 3 * H, m = b1 - b0;                                                                \
     for (int64_t t = T - 1; t >= 0; t--) {                                                               \
@@ -204,10 +215,16 @@ void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,     
             }                                                                                            \
         }                                                                                                \
         /* dh_{t-1} += du_t @ recurrent_kernel.T */                                                      \
-        rows_times_##SFX(1, m, H, G, du + (b0 * T + t) * G, T * G, U, 1, dh + b0 * H, H);                \
+        recurrent_##SFX(packed, 1, m, H, G, du + (b0 * T + t) * G, T * G, U, 1, dh + b0 * H, H);                \
     }                                                                                                    \
 }
 
+/* Only float32 has its own GEMM; float64 (the accuracy path) never gets a packed operand. */
+#define prepacked_f32 lk_sgemm_prepacked
+static inline void prepacked_f64(int ta, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
+                                 const float *packed, double beta, double *c, int64_t ldc) {
+    (void)ta; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)beta; (void)c; (void)ldc;
+}
 #define gemm_f32 sgemm_f32
 #define gemv_f32 sgemv_f32
 #define gemm_f64 dgemm_f64

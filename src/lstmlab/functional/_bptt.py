@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = False):
+def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = False, matmul=np.matmul):
     """``(dx, dkernel, drecurrent_kernel, dbias)`` from per-row arrays.
 
     Parameters
@@ -32,13 +32,15 @@ def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = Fa
     has_bias : bool
     bias_rows : bool
         The GRU's bias of shape (2, gH): input row, recurrent row.
+    matmul : callable
+        ``matmul(a, b)`` for 2-D operands (the fast path passes its own float32 GEMM).
     """
     lead = da.shape[:-1]
     n = int(np.prod(lead))
     da2, du2 = da.reshape(n, -1), du.reshape(n, -1)  # (N, gH)
-    dx = (da2 @ kernel.T).reshape(*lead, -1)  # (..., D)
-    dkernel = x.reshape(n, -1).T @ da2  # (D, gH)
-    drecurrent_kernel = h_prev.reshape(n, -1).T @ du2  # (H, gH)
+    dx = matmul(da2, kernel.T).reshape(*lead, -1)  # (..., D)
+    dkernel = matmul(x.reshape(n, -1).T, da2)  # (D, gH)
+    drecurrent_kernel = matmul(h_prev.reshape(n, -1).T, du2)  # (H, gH)
     if not has_bias:
         dbias = None
     elif bias_rows:

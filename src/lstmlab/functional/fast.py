@@ -84,6 +84,59 @@ def _ptr(a):
     return None if a is None else a.ctypes.data
 
 
+# -- lstmlab's own float32 GEMM (src/lstmlab/_fast/sgemm.c) ----------------------------------------------
+PACK_MIN_STEPS = 4  # shorter calls (generation: one step) use BLAS per step rather than pack the kernel
+
+
+def _own_gemm(dtype) -> bool:
+    return _fast.SGEMM and dtype == np.float32
+
+
+def _layout(a):
+    """(stored transposed?, leading dimension) of a 2-D operand, or None when it is neither layout."""
+    if a.flags.c_contiguous:
+        return 0, a.shape[1]
+    if a.flags.f_contiguous:
+        return 1, a.shape[0]
+    return None
+
+
+def matmul(a, b, out=None, accumulate=False):
+    """``a @ b`` (or ``out += a @ b``) for 2-D operands: the own float32 GEMM when built, else NumPy's BLAS.
+
+    Transposed views (``x.T``) are taken as they are: the GEMM reads them in place or while packing.
+    """
+    la, lb = _layout(a), _layout(b)
+    if not (_own_gemm(a.dtype) and b.dtype == a.dtype and la and lb
+            and (out is None or (out.flags.c_contiguous and out.dtype == a.dtype))):
+        if accumulate:
+            out += a @ b
+            return out
+        return np.matmul(a, b, out=out)
+    (m, k), n = a.shape, b.shape[1]
+    if out is None:
+        out = np.empty((m, n), a.dtype)
+    if _fast.KERNELS.lk_sgemm(la[0], lb[0], m, n, k, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+                              1.0 if accumulate else 0.0, out.ctypes.data, n) != 0:
+        raise MemoryError("lstmlab's GEMM could not allocate its packing buffer")
+    return out
+
+
+def _packed(W, transpose: bool, T: int):
+    """The recurrent kernel (or its transpose) packed once for all steps of a call, or None.
+
+    None means the time loop calls NumPy's BLAS at every step: float64, no own GEMM, or too few steps.
+    """
+    if not _own_gemm(W.dtype) or T < PACK_MIN_STEPS:
+        return None
+    k, n = (W.shape[1], W.shape[0]) if transpose else W.shape
+    size = int(_fast.KERNELS.lk_sgemm_packed_size(k, n))
+    raw = np.empty(size + 16, np.float32)  # aligned to 64 bytes: the packed rows are whole cache lines
+    buf = raw[(-raw.ctypes.data // 4) % 16:][:size]
+    _fast.KERNELS.lk_sgemm_pack(int(transpose), k, n, W.ctypes.data, W.shape[1], buf.ctypes.data)
+    return buf
+
+
 def _covered(activation, recurrent_activation, mask, recurrent_mask, dtype) -> bool:
     return (available() and mask is None and recurrent_mask is None and dtype in _fast.DTYPES
             and get_activation(activation, argument="activation").name == "tanh"
@@ -113,10 +166,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     cs = np.empty((B, T, H), dtype)  # (B, T, H)
     kern = _kernel("lstm_forward", dtype)
+    packed = _packed(U, False, T)  # shared read-only by the threads
 
     def job(b0, b1):
-        np.matmul(x[b0:b1], kernel, out=z[b0:b1])  # input projection of all steps: one GEMM per chunk
-        kern(T, B, H, _ptr(z), _ptr(U), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs), b0, b1)
+        # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
+        matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
+        kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs),
+             b0, b1)
 
     _run(job, B)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
@@ -139,9 +195,10 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
     dz = np.empty_like(z)  # (B, T, 4H)
     kern = _kernel("lstm_backward", dtype)
+    packed = _packed(U, True, T)
 
     def job(b0, b1):
-        kern(T, B, H, _ptr(z), _ptr(U), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), b0, b1)
+        kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), b0, b1)
         return _weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
                              cache["has_bias"])
 
@@ -160,7 +217,7 @@ def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False):
     """The gradient GEMMs for one batch chunk, batch-first rows."""
     h_prev = np.empty_like(hs)  # (b, T, H) h_{t-1} for every step
     h_prev[:, 0], h_prev[:, 1:] = h0, hs[:, :-1]
-    return weight_grads(x, da, du, h_prev, kernel, has_bias, bias_rows)
+    return weight_grads(x, da, du, h_prev, kernel, has_bias, bias_rows, matmul=matmul)
 
 
 # -- GRU -------------------------------------------------------------------------------------------------
@@ -184,12 +241,13 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
     uh = np.empty((B, T, H), dtype)  # (B, T, H)
     u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
     kern = _kernel("gru_forward", dtype)
+    packed = _packed(U, False, T)
 
     def job(b0, b1):
-        np.matmul(x[b0:b1], kernel, out=a[b0:b1])
+        matmul(x[b0:b1].reshape(-1, D), kernel, out=a[b0:b1].reshape(-1, 3 * H))  # (b*T, 3H)
         if ibias is not None:
             a[b0:b1] += ibias
-        kern(T, B, H, _ptr(a), _ptr(U), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u), b0, b1)
+        kern(T, B, H, _ptr(a), _ptr(U), _ptr(packed), _ptr(rbias), _ptr(h0c), _ptr(hs), _ptr(uh), _ptr(u), b0, b1)
 
     _run(job, B)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
@@ -210,9 +268,10 @@ def gru_backward(dhs, dh_T, cache):
     dhs = None if dhs is None else np.ascontiguousarray(dhs)
     da, du = np.empty_like(gates), np.empty_like(gates)  # (B, T, 3H) each
     kern = _kernel("gru_backward", dtype)
+    packed = _packed(U, True, T)
 
     def job(b0, b1):
-        kern(T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U), _ptr(dhs), _ptr(dh),
+        kern(T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U), _ptr(packed), _ptr(dhs), _ptr(dh),
              _ptr(da), _ptr(du), b0, b1)
         return _weight_grads(cache["x"][b0:b1], da[b0:b1], du[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
                              cache["has_bias"], bias_rows=True)

@@ -1,0 +1,201 @@
+/*
+ * lstmlab's own float32 matrix multiply, for CPUs with AVX-512.
+ *
+ * Why it exists: the LSTM's time is its matrix multiplies, and NumPy's
+ * OpenBLAS picks its kernels from the CPU (or from OPENBLAS_CORETYPE, which
+ * some machines pin to an older family: Haswell, AVX2). An AVX-512 kernel does
+ * twice the work per instruction. It also lets the recurrent weights be packed
+ * once per call and reused by every time step, which a BLAS call per step
+ * cannot do (BLAS repacks its operand on every call).
+ *
+ * The method is the textbook one (Goto and van de Geijn, "Anatomy of
+ * high-performance matrix multiplication", 2008):
+ *
+ *   C (m x n) = A (m x k) @ B (k x n)      [+ C when accumulating]
+ *
+ *   - B is packed in blocks of KC rows; each block is cut into panels of NR
+ *     columns, stored row after row (KC x NR contiguous floats), the last
+ *     panel padded with zeros. Packing reads B either as stored (k x n) or
+ *     transposed (stored n x k), so every transpose is paid once, here.
+ *   - The micro-kernel keeps an MR x NR tile of C in registers (6 rows x 4
+ *     vectors of 16 floats = 24 of the 32 zmm registers) and, for each p of the
+ *     block, loads one packed row of B (4 vectors) and broadcasts one element
+ *     of A per row: 24 fused multiply-adds per 4 loads and 6 broadcasts.
+ *   - A is read in place (row-major, or transposed: column p of A is then a
+ *     contiguous run), so it needs no packing; rows are taken MC at a time so
+ *     that the part being reused stays in the L2 cache.
+ *   - Ragged edges: fewer than MR rows is a smaller instance of the same
+ *     kernel; fewer than NR columns is a masked load and store.
+ *
+ * Compiled only with AVX-512 (the build uses -march=native); elsewhere
+ * lk_sgemm_available() returns 0 and lstmlab uses NumPy's BLAS instead.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sgemm.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+enum {
+    NRV = 4,        /* vectors of 16 floats per row of the register tile */
+    NR = 16 * NRV,  /* columns of a packed panel */
+    MR = 6,         /* rows of the register tile */
+    KC = 256,       /* rows of B per packed block (a panel, KC x NR floats = 64 KiB, streams from L2) */
+    MC = 96,        /* rows of A per pass over the packed block */
+};
+
+int lk_sgemm_available(void) { return 1; }
+
+static inline int64_t padded(int64_t n) { return (n + NR - 1) / NR * NR; }
+
+int64_t lk_sgemm_packed_size(int64_t k, int64_t n) { return k * padded(n); }
+
+/* The register tile: C[0:mr, 0:NR] (+)= A[0:mr, 0:kc] @ panel. `ta`: A is stored transposed, so
+   A[r, p] = a[p * lda + r]. mr and ta are compile-time constants at every call (see tile()). */
+static inline __attribute__((always_inline)) void micro_kernel(const int mr, const int ta, int64_t kc,
+                                                               const float *a, int64_t lda, const float *panel,
+                                                               float *c, int64_t ldc, int accumulate,
+                                                               const __mmask16 *mask) {
+    __m512 acc[MR][NRV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < NRV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b[NRV];
+        for (int v = 0; v < NRV; v++) b[v] = _mm512_loadu_ps(panel + p * NR + 16 * v);
+        for (int r = 0; r < mr; r++) {
+            const __m512 ar = _mm512_set1_ps(ta ? a[p * lda + r] : a[r * lda + p]);
+            for (int v = 0; v < NRV; v++) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < NRV; v++) {
+            float *out = c + r * ldc + 16 * v;
+            if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], out));
+            _mm512_mask_storeu_ps(out, mask[v], acc[r][v]);
+        }
+}
+
+#define TILE(R) \
+    case R: micro_kernel(R, TA, kc, a, lda, panel, c, ldc, accumulate, mask); break;
+#define TILES TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+
+/* One instance of the micro-kernel per (rows, transpose) pair, so each has its tile in registers. */
+static void tile(int mr, int ta, int64_t kc, const float *a, int64_t lda, const float *panel, float *c, int64_t ldc,
+                 int accumulate, const __mmask16 *mask) {
+    if (ta) {
+        enum { TA = 1 };
+        switch (mr) { TILES }
+    } else {
+        enum { TA = 0 };
+        switch (mr) { TILES }
+    }
+}
+
+/* C (m x n) (+)= A[:, block] @ packed block (kc x n). */
+static void multiply_block(int ta, int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
+                           const float *block, int accumulate, float *c, int64_t ldc) {
+    const int64_t panels = padded(n) / NR;
+    for (int64_t i0 = 0; i0 < m; i0 += MC) {
+        const int64_t i1 = m - i0 < MC ? m : i0 + MC;
+        for (int64_t j = 0; j < panels; j++) {
+            __mmask16 mask[NRV];
+            for (int v = 0; v < NRV; v++) {
+                const int64_t left = n - j * NR - 16 * v;
+                mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+            }
+            for (int64_t i = i0; i < i1; i += MR) {
+                const int mr = i1 - i < MR ? (int)(i1 - i) : MR;
+                tile(mr, ta, kc, ta ? a + i : a + i * lda, lda, block + j * kc * NR, c + i * ldc + j * NR, ldc,
+                     accumulate, mask);
+            }
+        }
+    }
+}
+
+/* Pack rows [0, kc) of B (tb: stored transposed, B[p, q] = b[q * ldb + p]) into panels of NR columns. */
+static void pack_block(int tb, int64_t kc, int64_t n, const float *b, int64_t ldb, float *block) {
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        float *panel = block + j0 * kc;  /* panel j0/NR starts after j0/NR panels of kc x NR */
+        const int64_t w = n - j0 < NR ? n - j0 : NR;
+        for (int64_t p = 0; p < kc; p++) {
+            float *row = panel + p * NR;
+            int64_t q = 0;
+            if (tb)
+                for (; q < w; q++) row[q] = b[(j0 + q) * ldb + p];
+            else
+                for (; q < w; q++) row[q] = b[p * ldb + j0 + q];
+            for (; q < NR; q++) row[q] = 0.0f;
+        }
+    }
+}
+
+void lk_sgemm_pack(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed) {
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        const int64_t kc = k - p0 < KC ? k - p0 : KC;
+        pack_block(tb, kc, n, tb ? b + p0 : b + p0 * ldb, ldb, packed + p0 * padded(n));
+    }
+}
+
+static void zero_or_keep(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
+    if (beta == 0.0f)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] = 0.0f;
+}
+
+void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packed,
+                        float beta, float *c, int64_t ldc) {
+    if (k == 0) return zero_or_keep(m, n, beta, c, ldc);
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        const int64_t kc = k - p0 < KC ? k - p0 : KC;
+        multiply_block(ta, m, n, kc, ta ? a + p0 * lda : a + p0, lda, packed + p0 * padded(n),
+                       p0 > 0 || beta != 0.0f, c, ldc);
+    }
+}
+
+/* One packing buffer per thread, grown when needed and kept (threads are the few pool workers). */
+static __thread float *scratch;
+static __thread size_t scratch_floats;
+
+int lk_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+             int64_t ldb, float beta, float *c, int64_t ldc) {
+    const size_t need = (size_t)KC * (size_t)padded(n);
+    if (need > scratch_floats) {
+        free(scratch);
+        scratch = aligned_alloc(64, need * sizeof(float));  /* need * 4 is a multiple of 64: NR = 16 * NRV */
+        scratch_floats = scratch ? need : 0;
+        if (!scratch) return -1;
+    }
+    if (k == 0) {
+        zero_or_keep(m, n, beta, c, ldc);
+        return 0;
+    }
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        const int64_t kc = k - p0 < KC ? k - p0 : KC;
+        pack_block(tb, kc, n, tb ? b + p0 : b + p0 * ldb, ldb, scratch);
+        multiply_block(ta, m, n, kc, ta ? a + p0 * lda : a + p0, lda, scratch, p0 > 0 || beta != 0.0f, c, ldc);
+    }
+    return 0;
+}
+
+#else /* no AVX-512: lstmlab calls NumPy's BLAS instead; these are never reached */
+
+int lk_sgemm_available(void) { return 0; }
+int64_t lk_sgemm_packed_size(int64_t k, int64_t n) { (void)k; (void)n; return 0; }
+void lk_sgemm_pack(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed) {
+    (void)tb; (void)k; (void)n; (void)b; (void)ldb; (void)packed;
+}
+void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packed,
+                        float beta, float *c, int64_t ldc) {
+    (void)ta; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)beta; (void)c; (void)ldc;
+}
+int lk_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+             int64_t ldb, float beta, float *c, int64_t ldc) {
+    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c;
+    (void)ldc;
+    return -1;
+}
+
+#endif
