@@ -84,6 +84,44 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
     for (int64_t j = 0; j < n; j++) v[j] = TANH(v[j]);                                                  \
 }                                                                                                        \
                                                                                                          \
+/* One sequence, one step of the LSTM cell: z (4H) in, x_t @ kernel + h_{t-1} @ recurrent_kernel; out, the  \
+   activated gates i, f, g, o. A function of its own with restrict arguments so that GCC vectorizes every  \
+   loop, with glibc's vector expf / tanhf. */                                                            \
+static __attribute__((noinline)) void lstm_cell_forward_##SFX(int64_t H, REAL *restrict z,               \
+                                                              const REAL *restrict bias,                 \
+                                                              const REAL *restrict c_prev,               \
+                                                              REAL *restrict c, REAL *restrict h) {      \
+    if (bias)                                                                                            \
+        for (int64_t j = 0; j < 4 * H; j++) z[j] += bias[j];                                             \
+    sigmoid_##SFX(z, 2 * H);          /* (2) input gate, (1) forget gate */                              \
+    tanh_##SFX(z + 2 * H, H);         /* (3) candidate */                                                \
+    sigmoid_##SFX(z + 3 * H, H);      /* (5) output gate */                                              \
+    const REAL *restrict i = z, *restrict f = z + H, *restrict g = z + 2 * H, *restrict o = z + 3 * H;   \
+    for (int64_t j = 0; j < H; j++) c[j] = f[j] * c_prev[j] + i[j] * g[j];   /* (4) */                   \
+    for (int64_t j = 0; j < H; j++) h[j] = o[j] * TANH(c[j]);                /* (6) */                   \
+}                                                                                                        \
+                                                                                                         \
+/* One sequence, one step back: dh, dc (H) in, the gradients reaching h_t (without dhs_t, added here)    \
+   and c_t; out, those reaching h_{t-1} (the cell path only: the recurrent GEMM adds the rest) and       \
+   c_{t-1}. Writes the gate gradients dz. */                                                             \
+static __attribute__((noinline)) void lstm_cell_backward_##SFX(                                          \
+    int64_t H, const REAL *restrict i, const REAL *restrict f, const REAL *restrict g,                   \
+    const REAL *restrict o, const REAL *restrict c, const REAL *restrict c_prev, const REAL *restrict up, \
+    REAL *restrict dh, REAL *restrict dc, REAL *restrict dzi, REAL *restrict dzf, REAL *restrict dzg,    \
+    REAL *restrict dzo) {                                                                                \
+    if (up)                                                                                              \
+        for (int64_t j = 0; j < H; j++) dh[j] += up[j];                                                  \
+    for (int64_t j = 0; j < H; j++) {                                                                    \
+        REAL d = dh[j], tc = TANH(c[j]);                                                                 \
+        REAL dcj = dc[j] + d * o[j] * ((REAL)1 - tc * tc);          /* (6) into c_t */                   \
+        dzi[j] = dcj * g[j] * i[j] * ((REAL)1 - i[j]);               /* (4) then (2) */                  \
+        dzf[j] = dcj * c_prev[j] * f[j] * ((REAL)1 - f[j]);          /* (4) then (1) */                  \
+        dzg[j] = dcj * i[j] * ((REAL)1 - g[j] * g[j]);               /* (4) then (3) */                  \
+        dzo[j] = d * tc * o[j] * ((REAL)1 - o[j]);                   /* (6) into o_t, then (5) */        \
+        dc[j] = dcj * f[j];                                          /* the cell-state path to t-1 */    \
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
 /* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
    bias (4H) may be NULL. */                                                                             \
 void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const float *packed,        \
@@ -97,21 +135,9 @@ void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,
         else                                                                                             \
             recurrent_##SFX(packed, 0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, z + (b0 * T + t) * G,   \
                              T * G);                                                                     \
-        for (int64_t b = b0; b < b1; b++) {                                                              \
-            REAL *restrict zr = z + (b * T + t) * G;                                                     \
-            const REAL *restrict cpr = t ? cs + (b * T + t - 1) * H : c0 + b * H;                        \
-            REAL *restrict cr = cs + (b * T + t) * H;                                                    \
-            REAL *restrict hr = hs + (b * T + t) * H;                                                    \
-            if (bias)                                                                                    \
-                for (int64_t j = 0; j < G; j++) zr[j] += bias[j];                                        \
-            sigmoid_##SFX(zr, 2 * H);          /* (2) input gate, (1) forget gate */                     \
-            tanh_##SFX(zr + 2 * H, H);         /* (3) candidate */                                       \
-            sigmoid_##SFX(zr + 3 * H, H);      /* (5) output gate */                                     \
-            const REAL *restrict i = zr, *restrict f = zr + H, *restrict g = zr + 2 * H,                 \
-                       *restrict o = zr + 3 * H;                                                         \
-            for (int64_t j = 0; j < H; j++) cr[j] = f[j] * cpr[j] + i[j] * g[j];   /* (4) */             \
-            for (int64_t j = 0; j < H; j++) hr[j] = o[j] * TANH(cr[j]);           /* (6) */              \
-        }                                                                                                \
+        for (int64_t b = b0; b < b1; b++)                                                                \
+            lstm_cell_forward_##SFX(H, z + (b * T + t) * G, bias, t ? cs + (b * T + t - 1) * H : c0 + b * H,  \
+                                    cs + (b * T + t) * H, hs + (b * T + t) * H);                         \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
@@ -123,31 +149,33 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
     for (int64_t t = T - 1; t >= 0; t--) {                                                               \
         for (int64_t b = b0; b < b1; b++) {                                                              \
-            const REAL *restrict zr = z + (b * T + t) * G;                                               \
-            const REAL *restrict i = zr, *restrict f = zr + H, *restrict g = zr + 2 * H,                 \
-                       *restrict o = zr + 3 * H;                                                         \
-            const REAL *restrict cr = cs + (b * T + t) * H;                                              \
-            const REAL *restrict cpr = t ? cs + (b * T + t - 1) * H : c0 + b * H;                        \
-            REAL *restrict dhr = dh + b * H, *restrict dcr = dc + b * H;                                 \
-            REAL *restrict dzr = dz + (b * T + t) * G;                                                   \
-            if (dhs) {                                                                                   \
-                const REAL *restrict up = dhs + (b * T + t) * H;                                         \
-                for (int64_t j = 0; j < H; j++) dhr[j] += up[j];                                         \
-            }                                                                                            \
-            for (int64_t j = 0; j < H; j++) {                                                            \
-                REAL d = dhr[j], tc = TANH(cr[j]);                                                       \
-                REAL dcj = dcr[j] + d * o[j] * ((REAL)1 - tc * tc);        /* (6) into c_t */            \
-                REAL doj = d * tc;                                         /* (6) into o_t */            \
-                dzr[j] = dcj * g[j] * i[j] * ((REAL)1 - i[j]);             /* (4) then (2) */            \
-                dzr[H + j] = dcj * cpr[j] * f[j] * ((REAL)1 - f[j]);       /* (4) then (1) */            \
-                dzr[2 * H + j] = dcj * i[j] * ((REAL)1 - g[j] * g[j]);     /* (4) then (3) */            \
-                dzr[3 * H + j] = doj * o[j] * ((REAL)1 - o[j]);            /* (5) */                     \
-                dcr[j] = dcj * f[j];                       /* the cell-state path to t-1 */              \
-            }                                                                                            \
+            const REAL *zr = z + (b * T + t) * G;                                                        \
+            REAL *dzr = dz + (b * T + t) * G;                                                            \
+            lstm_cell_backward_##SFX(H, zr, zr + H, zr + 2 * H, zr + 3 * H, cs + (b * T + t) * H,        \
+                                     t ? cs + (b * T + t - 1) * H : c0 + b * H,                          \
+                                     dhs ? dhs + (b * T + t) * H : NULL, dh + b * H, dc + b * H, dzr,    \
+                                     dzr + H, dzr + 2 * H, dzr + 3 * H);                                 \
         }                                                                                                \
         /* the hidden-state path to t-1: dh_{t-1} = dz_t @ recurrent_kernel.T */                         \
         recurrent_##SFX(packed, 1, m, H, G, dz + (b0 * T + t) * G, T * G, U, 0, dh + b0 * H, H);                \
     }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
+/* One sequence, one GRU step: a (3H) in, x_t @ kernel + bias[0]; out, the gates z, r, hh. u (3H): the    \
+   recurrent term h_{t-1} @ recurrent_kernel + bias[1]. */                                               \
+static __attribute__((noinline)) void gru_cell_forward_##SFX(int64_t H, REAL *restrict a,                \
+                                                             const REAL *restrict u,                     \
+                                                             const REAL *restrict h_prev,                \
+                                                             REAL *restrict h, REAL *restrict uh) {      \
+    for (int64_t j = 0; j < 2 * H; j++) a[j] += u[j];                                                    \
+    sigmoid_##SFX(a, 2 * H);                       /* (1) update gate, (2) reset gate */                 \
+    for (int64_t j = 0; j < H; j++) {                                                                    \
+        uh[j] = u[2 * H + j];                                                                            \
+        a[2 * H + j] += a[H + j] * u[2 * H + j];                                                         \
+    }                                                                                                    \
+    tanh_##SFX(a + 2 * H, H);                      /* (3) candidate */                                   \
+    for (int64_t j = 0; j < H; j++)                /* (4) */                                             \
+        h[j] = a[j] * h_prev[j] + ((REAL)1 - a[j]) * a[2 * H + j];                                       \
 }                                                                                                        \
                                                                                                          \
 /* GRU forward (reset_after). On entry a[b, t] holds x_t @ kernel + bias[0]; on exit the gates          \
@@ -165,21 +193,9 @@ void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U, 
             recurrent_##SFX(packed, 0, m, G, H, h0 + b0 * H, H, U, 1, u + b0 * G, G);                           \
         else                                                                                             \
             recurrent_##SFX(packed, 0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, u + b0 * G, G);         \
-        for (int64_t b = b0; b < b1; b++) {                                                              \
-            REAL *restrict ar = a + (b * T + t) * G;                                                     \
-            const REAL *restrict ur = u + b * G;                                                         \
-            const REAL *restrict hpr = t ? hs + (b * T + t - 1) * H : h0 + b * H;                        \
-            REAL *restrict hr = hs + (b * T + t) * H, *restrict uhr = uh + (b * T + t) * H;              \
-            for (int64_t j = 0; j < 2 * H; j++) ar[j] += ur[j];                                          \
-            sigmoid_##SFX(ar, 2 * H);                       /* (1) update gate, (2) reset gate */        \
-            for (int64_t j = 0; j < H; j++) {                                                            \
-                uhr[j] = ur[2 * H + j];                                                                  \
-                ar[2 * H + j] += ar[H + j] * ur[2 * H + j];                                              \
-            }                                                                                            \
-            tanh_##SFX(ar + 2 * H, H);                      /* (3) candidate */                          \
-            for (int64_t j = 0; j < H; j++)                 /* (4) */                                    \
-                hr[j] = ar[j] * hpr[j] + ((REAL)1 - ar[j]) * ar[2 * H + j];                              \
-        }                                                                                                \
+        for (int64_t b = b0; b < b1; b++)                                                                \
+            gru_cell_forward_##SFX(H, a + (b * T + t) * G, u + b * G, t ? hs + (b * T + t - 1) * H : h0 + b * H, \
+                                   hs + (b * T + t) * H, uh + (b * T + t) * H);                          \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
