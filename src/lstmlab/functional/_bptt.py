@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = False, matmul=np.matmul):
+def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = False, matmul=np.matmul,
+                 dx_out=None):
     """``(dx, dkernel, drecurrent_kernel, dbias)`` from per-row arrays.
 
     Parameters
@@ -33,12 +34,18 @@ def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = Fa
     bias_rows : bool
         The GRU's bias of shape (2, gH): input row, recurrent row.
     matmul : callable
-        ``matmul(a, b)`` for 2-D operands (the fast path passes its own float32 GEMM).
+        ``matmul(a, b, out=None)`` for 2-D operands (the fast path passes its own float32 GEMM).
+    dx_out : ndarray, (..., D), optional
+        Where to write dx (C-contiguous); a new array otherwise.
     """
     lead = da.shape[:-1]
     n = int(np.prod(lead))
     da2, du2 = da.reshape(n, -1), du.reshape(n, -1)  # (N, gH)
-    dx = matmul(da2, kernel.T).reshape(*lead, -1)  # (..., D)
+    if dx_out is None:
+        dx = matmul(da2, kernel.T).reshape(*lead, -1)  # (..., D)
+    else:
+        dx = dx_out
+        matmul(da2, kernel.T, out=dx_out.reshape(n, -1))  # (N, D), written in place
     dkernel = matmul(x.reshape(n, -1).T, da2)  # (D, gH)
     drecurrent_kernel = matmul(h_prev.reshape(n, -1).T, du2)  # (H, gH)
     if not has_bias:

@@ -19,7 +19,12 @@ class DenseGrads(NamedTuple):
     dbias: np.ndarray | None  # (U,)
 
 
-def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None):
+def _matmul_last_axis(x, kernel, matmul):
+    """``x @ kernel`` for x of any leading shape, through a 2-D ``matmul(a, b)``."""
+    return matmul(x.reshape(-1, x.shape[-1]), kernel).reshape(*x.shape[:-1], kernel.shape[1])
+
+
+def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None, matmul=np.matmul):
     """``y = activation(x @ kernel + bias)``.
 
     Parameters
@@ -29,6 +34,8 @@ def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None):
     bias : ndarray, (U,), optional
     activation : str or Activation, optional
         ``None`` means linear.
+    matmul : callable
+        ``matmul(a, b)`` for 2-D operands (the fast path passes its multi-core float32 GEMM).
 
     Returns
     -------
@@ -46,19 +53,19 @@ def dense_forward(x, kernel, bias=None, *, activation: ActivationLike = None):
     act = get_activation(activation)
     dtype = common_dtype(x, kernel, bias)
     x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
-    z = x @ kernel  # (..., U)
+    z = _matmul_last_axis(x, kernel, matmul)  # (..., U)
     if bias is not None:
         z += bias.astype(dtype, copy=False)
     y = act(z)  # (..., U)
     return y, dict(x=x, kernel=kernel, y=y, act=act, has_bias=bias is not None)
 
 
-def dense_backward(dy, cache) -> DenseGrads:
-    """Gradients of :func:`dense_forward` given ``dy`` of the output's shape."""
+def dense_backward(dy, cache, *, matmul=np.matmul) -> DenseGrads:
+    """Gradients of :func:`dense_forward` given ``dy`` of the output's shape (``matmul`` as there)."""
     x, kernel, y = cache["x"], cache["kernel"], cache["y"]
     dy = upstream("dy", dy, y.shape, y.dtype)
     dz = cache["act"].backward(dy, y)  # (..., U)
     dz2 = dz.reshape(-1, dz.shape[-1])  # (N, U) all leading positions as rows
-    dkernel = x.reshape(-1, x.shape[-1]).T @ dz2  # (D, U)
+    dkernel = matmul(x.reshape(-1, x.shape[-1]).T, dz2)  # (D, U)
     dbias = dz2.sum(axis=0) if cache["has_bias"] else None  # (U,)
-    return DenseGrads(dz @ kernel.T, dkernel, dbias)
+    return DenseGrads(_matmul_last_axis(dz, kernel.T, matmul), dkernel, dbias)

@@ -19,11 +19,13 @@ safe to call. The reference stays the oracle; tests hold the two equal.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .. import _fast
+from . import dense as ref_dense
 from . import gru as ref_gru
 from . import lstm as ref_lstm
 from ._bptt import weight_grads
@@ -84,6 +86,30 @@ def _ptr(a):
     return None if a is None else a.ctypes.data
 
 
+# -- workspace -------------------------------------------------------------------------------------------
+# Temporaries that never leave a call (the gate gradients, h_{t-1} rows, the packed recurrent kernel) reuse
+# one buffer per name and thread instead of fresh memory every call: a fresh multi-MB array is fresh pages,
+# which the kernel must fault in and zero (measured: a third of a small layer's training step).
+_WORKSPACE = threading.local()
+
+
+def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
+    """A C-contiguous, ``align``-byte aligned array of this thread's buffer ``name`` (contents undefined)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buffers = _WORKSPACE.__dict__.setdefault("buffers", {})
+    raw = buffers.get(name)
+    if raw is None or raw.nbytes < n * dtype.itemsize + align:
+        raw = buffers[name] = np.empty(n * dtype.itemsize + align, np.uint8)
+    offset = (-raw.ctypes.data) % align
+    return raw[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def clear_workspace() -> None:
+    """Free the calling thread's reusable buffers (they are kept between calls; see ``_scratch``)."""
+    _WORKSPACE.__dict__.pop("buffers", None)
+
+
 # -- lstmlab's own float32 GEMM (src/lstmlab/_fast/sgemm.c) ----------------------------------------------
 PACK_MIN_STEPS = 4  # shorter calls (generation: one step) use BLAS per step rather than pack the kernel
 
@@ -93,33 +119,70 @@ def _own_gemm(dtype) -> bool:
 
 
 def _layout(a):
-    """(stored transposed?, leading dimension) of a 2-D operand, or None when it is neither layout."""
-    if a.flags.c_contiguous:
-        return 0, a.shape[1]
-    if a.flags.f_contiguous:
-        return 1, a.shape[0]
+    """(stored transposed?, leading dimension) of a 2-D float operand, or None when it has neither layout.
+
+    Row slices and column slices of a matrix or of its transpose qualify: only the unit stride matters.
+    """
+    item = a.itemsize
+    (s0, s1), (m, n) = a.strides, a.shape
+    if (s1 == item or n == 1) and s0 % item == 0 and s0 // item >= max(n, 1):
+        return 0, s0 // item
+    if (s0 == item or m == 1) and s1 % item == 0 and s1 // item >= max(m, 1):
+        return 1, s1 // item
     return None
 
 
 def matmul(a, b, out=None, accumulate=False):
     """``a @ b`` (or ``out += a @ b``) for 2-D operands: the own float32 GEMM when built, else NumPy's BLAS.
 
-    Transposed views (``x.T``) are taken as they are: the GEMM reads them in place or while packing.
+    Transposed views (``x.T``) and row or column slices are taken as they are: the GEMM reads them in
+    place or while packing. Runs in the calling thread; see :func:`parallel_matmul` for both cores.
     """
     la, lb = _layout(a), _layout(b)
+    lc = None if out is None else _layout(out)
     if not (_own_gemm(a.dtype) and b.dtype == a.dtype and la and lb
-            and (out is None or (out.flags.c_contiguous and out.dtype == a.dtype))):
+            and (out is None or (lc is not None and lc[0] == 0 and out.dtype == a.dtype))):
         if accumulate:
             out += a @ b
             return out
         return np.matmul(a, b, out=out)
     (m, k), n = a.shape, b.shape[1]
     if out is None:
-        out = np.empty((m, n), a.dtype)
+        out, lc = np.empty((m, n), a.dtype), (0, n)
     if _fast.KERNELS.lk_sgemm(la[0], lb[0], m, n, k, a.ctypes.data, la[1], b.ctypes.data, lb[1],
-                              1.0 if accumulate else 0.0, out.ctypes.data, n) != 0:
+                              1.0 if accumulate else 0.0, out.ctypes.data, lc[1]) != 0:
         raise MemoryError("lstmlab's GEMM could not allocate its packing buffer")
     return out
+
+
+PARALLEL_MIN_FLOPS = 4e6  # below this, one thread is faster than handing work to the pool
+
+
+def parallel_matmul(a, b):
+    """``a @ b`` for 2-D operands on all cores: rows of the result split across threads, or, when the
+    inner dimension is the long one (weight gradients, ``x.T @ dy``), the inner dimension split and the
+    partial products summed."""
+    (m, k), n = a.shape, b.shape[1]
+    if not _own_gemm(a.dtype) or _THREADS < 2 or 2.0 * m * n * k < PARALLEL_MIN_FLOPS:
+        return matmul(a, b)
+    if m >= k:
+        out = np.empty((m, n), a.dtype)
+        _run(lambda lo, hi: matmul(a[lo:hi], b, out=out[lo:hi]), m)
+        return out
+    parts = _run(lambda lo, hi: matmul(a[:, lo:hi], b[lo:hi]), k)
+    for p in parts[1:]:
+        parts[0] += p
+    return parts[0]
+
+
+def dense_forward(x, kernel, bias=None, *, activation=None):
+    """Same contract as :func:`lstmlab.functional.dense.dense_forward`, its GEMM on all cores."""
+    return ref_dense.dense_forward(x, kernel, bias, activation=activation, matmul=parallel_matmul)
+
+
+def dense_backward(dy, cache):
+    """Same contract as :func:`lstmlab.functional.dense.dense_backward`, its GEMMs on all cores."""
+    return ref_dense.dense_backward(dy, cache, matmul=parallel_matmul)
 
 
 def _packed(W, transpose: bool, T: int):
@@ -131,8 +194,7 @@ def _packed(W, transpose: bool, T: int):
         return None
     k, n = (W.shape[1], W.shape[0]) if transpose else W.shape
     size = int(_fast.KERNELS.lk_sgemm_packed_size(k, n))
-    raw = np.empty(size + 16, np.float32)  # aligned to 64 bytes: the packed rows are whole cache lines
-    buf = raw[(-raw.ctypes.data // 4) % 16:][:size]
+    buf = _scratch("packed", (size,), np.float32)  # aligned to 64 bytes: the packed rows are whole cache lines
     _fast.KERNELS.lk_sgemm_pack(int(transpose), k, n, W.ctypes.data, W.shape[1], buf.ctypes.data)
     return buf
 
@@ -193,31 +255,37 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
     dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
     dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
-    dz = np.empty_like(z)  # (B, T, 4H)
+    dz = _scratch("dz", z.shape, dtype)  # (B, T, 4H)
+    dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows
     kern = _kernel("lstm_backward", dtype)
     packed = _packed(U, True, T)
 
     def job(b0, b1):
-        kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), b0, b1)
+        kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(cache["c0"]), _ptr(cs), _ptr(dhs), _ptr(dh), _ptr(dc),
+             _ptr(dz), b0, b1)
         return _weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
-                             cache["has_bias"])
+                             cache["has_bias"], dx_out=dx[b0:b1])
 
-    dx, dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
+    dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
     return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
 
 
 def _sum_chunks(parts):
-    """dx is concatenated over the batch chunks; the weight gradients are summed."""
-    dx = np.concatenate([p[0] for p in parts], axis=0) if len(parts) > 1 else parts[0][0]
-    summed = [None if parts[0][k] is None else sum(p[k] for p in parts) for k in (1, 2, 3)]
-    return (dx, *summed)
+    """The weight gradients of the batch chunks, summed (dx was written in place, chunk by chunk)."""
+    parts = [p[1:] for p in parts]
+    if len(parts) > 1:
+        for p in parts[1:]:
+            for total, g in zip(parts[0], p):
+                if total is not None:
+                    total += g
+    return parts[0]
 
 
-def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False):
-    """The gradient GEMMs for one batch chunk, batch-first rows."""
-    h_prev = np.empty_like(hs)  # (b, T, H) h_{t-1} for every step
+def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False, dx_out=None):
+    """The gradient GEMMs for one batch chunk, batch-first rows (runs in the chunk's thread)."""
+    h_prev = _scratch("h_prev", hs.shape, hs.dtype)  # (b, T, H) h_{t-1} for every step
     h_prev[:, 0], h_prev[:, 1:] = h0, hs[:, :-1]
-    return weight_grads(x, da, du, h_prev, kernel, has_bias, bias_rows, matmul=matmul)
+    return weight_grads(x, da, du, h_prev, kernel, has_bias, bias_rows, matmul=matmul, dx_out=dx_out)
 
 
 # -- GRU -------------------------------------------------------------------------------------------------
@@ -266,15 +334,16 @@ def gru_backward(dhs, dh_T, cache):
     dh = upstream("dh_T", dh_T, (B, H), dtype)
     dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")
     dhs = None if dhs is None else np.ascontiguousarray(dhs)
-    da, du = np.empty_like(gates), np.empty_like(gates)  # (B, T, 3H) each
+    da, du = _scratch("da", gates.shape, dtype), _scratch("du", gates.shape, dtype)  # (B, T, 3H) each
+    dx = np.empty(cache["x"].shape, dtype)  # (B, T, D)
     kern = _kernel("gru_backward", dtype)
     packed = _packed(U, True, T)
 
     def job(b0, b1):
-        kern(T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U), _ptr(packed), _ptr(dhs), _ptr(dh),
-             _ptr(da), _ptr(du), b0, b1)
+        kern(T, B, H, _ptr(gates), _ptr(cache["uh"]), _ptr(hs), _ptr(cache["h0"]), _ptr(U), _ptr(packed),
+             _ptr(dhs), _ptr(dh), _ptr(da), _ptr(du), b0, b1)
         return _weight_grads(cache["x"][b0:b1], da[b0:b1], du[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
-                             cache["has_bias"], bias_rows=True)
+                             cache["has_bias"], bias_rows=True, dx_out=dx[b0:b1])
 
-    dx, dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
+    dkernel, drecurrent_kernel, dbias = _sum_chunks(_run(job, B))
     return ref_gru.GRUGrads(dx, dh, dkernel, drecurrent_kernel, dbias)
