@@ -111,6 +111,41 @@ def test_fast_equals_reference(kind, dtype, tol, B, T, D, H):
         assert_close(f"{kind} d{name}", gf[name], gr[name], tol)
 
 
+@pytest.mark.parametrize("B,T,D,H", [(1, 9, 5, 32), (3, 6, 7, 50), (10, 5, 3, 33), (2, 4, 300, 70)])
+def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
+    # The unit-split loop (two parts meeting at a barrier every step) against the reference, forcing it
+    # on for batches that "auto" would split by sequence; odd H gives the parts unequal, unaligned widths.
+    from lstmlab import _fast
+
+    if not _fast.SGEMM:
+        pytest.skip("the unit-split loop needs the own GEMM")
+    calls = []
+    run_parts = fast._run_parts
+    monkeypatch.setattr(fast, "_run_parts", lambda job, n: (calls.append(n), run_parts(job, n)))
+    monkeypatch.setattr(fast, "UNIT_SPLIT", "always")
+    monkeypatch.setattr(fast, "_THREADS", 2)
+    p = random_problem("lstm", B, T, D, H, seed=B + T + H, dtype=np.float32, scale=1.0 / np.sqrt(H + D))
+    rng = np.random.default_rng(H)
+    dhs = rng.standard_normal((B, T, H)).astype(np.float32)
+    dfin = [rng.standard_normal((B, H)).astype(np.float32) for _ in range(2)]
+    hs, fin, gf, rhs, rfin, gr = run_both("lstm", p, dhs, dfin)
+    assert calls == [2, 2]  # forward and backward both ran split, in two parts
+    assert_close("outputs", hs, rhs, 1e-5)
+    for a, b in zip(fin, rfin):
+        assert_close("final state", a, b, 1e-5)
+    for name in gr:
+        assert_close(f"d{name}", gf[name], gr[name], 1e-5)
+
+
+def test_auto_splits_by_units_only_for_small_batches(monkeypatch):
+    monkeypatch.setattr(fast, "_THREADS", 2)
+    expected = [(0, 128), (128, 256)] if fast._own_gemm(np.float32) else None
+    assert fast._unit_parts(1, 100, 256, np.float32) == expected
+    assert fast._unit_parts(2 * fast.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
+    assert fast._unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
+    assert fast._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_fast_path_without_bias_states_or_sequence_gradient(kind):
     p = random_problem(kind, 5, 4, 3, 6, seed=3, scale=0.4)

@@ -68,6 +68,10 @@ def _load():
         getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
+    C = ctypes.c_int
+    lib.lstm_forward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
+    lib.lstm_backward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
+    lib.lstm_forward_units_f32.restype = lib.lstm_backward_units_f32.restype = None
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
     lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
     lib.lk_sgemm.restype = ctypes.c_int
