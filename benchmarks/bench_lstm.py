@@ -80,8 +80,8 @@ def make_problem(B, T, D, H, seed=0):
 
 
 def ours(p):
-    def infer():
-        return fast.lstm_forward(p["x"], p["W"], p["U"], p["b"])[0]
+    def infer():  # what a layer called with training=False runs: no cache kept for a backward
+        return fast.lstm_forward(p["x"], p["W"], p["U"], p["b"], need_cache=False)[0]
 
     def train():
         hs, _, cache = fast.lstm_forward(p["x"], p["W"], p["U"], p["b"])
@@ -215,7 +215,12 @@ def worker(spec: dict) -> dict:
     if kind in ("ours", "torch", "ort", "floor"):
         B, T, D, H = spec["config"]
         p = make_problem(B, T, D, H)
+        # The reference on one BLAS thread: OpenBLAS's threads spin for a while after a call and would take the
+        # cores from whatever is timed next (measured: lstmlab's (32, 100, 64, 128) inference, 2.2 -> 4.0 ms).
+        previous = lstmlab._fast.SET_THREADS_LOCAL(1) if lstmlab._fast.SET_THREADS_LOCAL else None
         reference = lstmlab.functional.lstm_forward(p["x"], p["W"], p["U"], p["b"])[0]
+        if previous is not None:
+            lstmlab._fast.SET_THREADS_LOCAL(previous)
         if kind == "ours":
             infer, train = ours(p)
             np.testing.assert_allclose(infer(), reference, rtol=1e-4, atol=1e-5)

@@ -10,6 +10,7 @@ from helpers import assert_close, backward, random_problem
 from lstmlab import functional as F
 from lstmlab import gradcheck
 from lstmlab.functional import fast
+from lstmlab.layers import GRU, LSTM
 
 FAST = {"lstm": (fast.lstm_forward, fast.lstm_backward), "gru": (fast.gru_forward, fast.gru_backward)}
 
@@ -144,6 +145,30 @@ def test_auto_splits_by_units_only_for_small_batches(monkeypatch):
     assert fast._unit_parts(2 * fast.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
     assert fast._unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
     assert fast._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("B,T,D,H", [(1, 30, 5, 40), (6, 9, 7, 33), (16, 12, 20, 64)])
+def test_inference_without_cache_equals_training_forward(monkeypatch, kind, B, T, D, H):
+    # need_cache=False keeps the gates in reused buffers: the outputs must not change, the buffers must not
+    # leak into a later call's results, and the layer must use it exactly when not training.
+    p = random_problem(kind, B, T, D, H, seed=T + H, dtype=np.float32, scale=1.0 / np.sqrt(H + D))
+    fwd = FAST[kind][0]
+    hs, fin, cache = fwd(**p)
+    for _ in range(2):  # the second call reuses the first call's buffers
+        hs2, fin2, cache2 = fwd(**p, need_cache=False)
+        assert cache2 is None
+        np.testing.assert_array_equal(hs2, hs)
+        for a, b in zip(fin2 if kind == "lstm" else [fin2], fin if kind == "lstm" else [fin]):
+            np.testing.assert_array_equal(a, b)
+    assert cache["fast"] == kind and cache["gates"].base is None  # the training cache owns its arrays
+    seen = []
+    real = getattr(fast, f"{kind}_forward")
+    monkeypatch.setattr(fast, f"{kind}_forward", lambda *a, **k: (seen.append(k["need_cache"]), real(*a, **k))[1])
+    layer = (LSTM if kind == "lstm" else GRU)(H, return_sequences=True)
+    x = p["x"]
+    np.testing.assert_allclose(layer(x, training=False), layer(x, training=True), rtol=0, atol=0)
+    assert seen == [False, True]
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

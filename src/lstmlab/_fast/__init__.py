@@ -62,7 +62,7 @@ def _load():
     lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
     lib.set_blas(*pointers)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
         getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
         getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
         getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]

@@ -115,19 +115,32 @@ static void multiply_block(int ta, int64_t m, int64_t n, int64_t kc, const float
     }
 }
 
-/* Pack rows [0, kc) of B (tb: stored transposed, B[p, q] = b[q * ldb + p]) into panels of NR columns. */
+/* Pack rows [0, kc) of B (tb: stored transposed, B[p, q] = b[q * ldb + p]) into panels of NR columns.
+   Transposed, row p of a panel is a column of b: one 16-lane gather per vector, 16 rows of b apart. */
 static void pack_block(int tb, int64_t kc, int64_t n, const float *b, int64_t ldb, float *block) {
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i rows = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)ldb));
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
         float *panel = block + j0 * kc;  /* panel j0/NR starts after j0/NR panels of kc x NR */
         const int64_t w = n - j0 < NR ? n - j0 : NR;
+        __mmask16 mask[NRV];
+        for (int v = 0; v < NRV; v++) {
+            const int64_t left = w - 16 * v;
+            mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+        }
         for (int64_t p = 0; p < kc; p++) {
             float *row = panel + p * NR;
-            int64_t q = 0;
-            if (tb)
-                for (; q < w; q++) row[q] = b[(j0 + q) * ldb + p];
-            else
-                for (; q < w; q++) row[q] = b[p * ldb + j0 + q];
-            for (; q < NR; q++) row[q] = 0.0f;
+            if (tb && 15 * ldb > INT32_MAX) {  /* lane offsets would not fit the gather's int32 indices */
+                for (int64_t q = 0; q < NR; q++) row[q] = q < w ? b[(j0 + q) * ldb + p] : 0.0f;
+                continue;
+            }
+            for (int v = 0; v < NRV; v++) {
+                const __m512 vals =
+                    tb ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask[v], rows,
+                                                  b + (j0 + 16 * v) * ldb + p, 4)
+                       : _mm512_maskz_loadu_ps(mask[v], b + p * ldb + j0 + 16 * v);
+                _mm512_storeu_ps(row + 16 * v, vals);
+            }
         }
     }
 }

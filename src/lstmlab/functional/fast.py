@@ -260,22 +260,31 @@ def _kernel(name: str, dtype) -> object:
 
 # -- LSTM ------------------------------------------------------------------------------------------------
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, activation="tanh",
-                 recurrent_activation="sigmoid", mask=None, recurrent_mask=None):
-    """Same contract as :func:`lstmlab.functional.lstm.lstm_forward`."""
+                 recurrent_activation="sigmoid", mask=None, recurrent_mask=None, need_cache=True):
+    """Same contract as :func:`lstmlab.functional.lstm.lstm_forward`.
+
+    ``need_cache=False`` (inference: no backward will follow) returns ``None`` for the cache and keeps the
+    per-step gates and cell states in this thread's reused buffers instead of fresh arrays (measured at
+    (128, 50, 512, 512): fresh 52 MB arrays cost 4 ms of page faults per call, 5% of the forward).
+    """
     x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
         x, kernel, recurrent_kernel, bias, {"h0": h0, "c0": c0}, gates=4)
     if not _covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
-        return ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, states["h0"], states["c0"],
-                                     activation=activation, recurrent_activation=recurrent_activation,
-                                     mask=mask, recurrent_mask=recurrent_mask)
+        hs, final, cache = ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, states["h0"], states["c0"],
+                                                 activation=activation, recurrent_activation=recurrent_activation,
+                                                 mask=mask, recurrent_mask=recurrent_mask)
+        return hs, final, cache if need_cache else None
     dtype = x.dtype
     x = np.ascontiguousarray(x)
     U = np.ascontiguousarray(recurrent_kernel)
     bias_c = None if bias is None else np.ascontiguousarray(bias)
     h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
-    z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) input projection, then the activated gates
+    if need_cache:
+        z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) input projection, then the activated gates
+        cs = np.empty((B, T, H), dtype)  # (B, T, H)
+    else:
+        z, cs = _scratch("gates", (B, T, 4 * H), dtype), _scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
-    cs = np.empty((B, T, H), dtype)  # (B, T, H)
     parts = _unit_parts(B, T, H, dtype)
     if parts:
         x2, z2 = x.reshape(B * T, D), z.reshape(B * T, 4 * H)  # input projection of all steps, rows split
@@ -297,12 +306,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
             matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
+            zp = None if packed is None else _scratch("zp", (b1 - b0, 4 * H), dtype)  # this thread's h @ U
             kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs),
-                 _ptr(cs), b0, b1)
+                 _ptr(cs), _ptr(zp), b0, b1)
 
         _run(job, B)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
-                 has_bias=bias is not None)
+                 has_bias=bias is not None) if need_cache else None
     return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
 
 
@@ -380,23 +390,27 @@ def _weight_grads(x, da, du, h0, hs, kernel, has_bias, bias_rows=False, dx_out=N
 
 # -- GRU -------------------------------------------------------------------------------------------------
 def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="tanh",
-                recurrent_activation="sigmoid", mask=None, recurrent_mask=None):
-    """Same contract as :func:`lstmlab.functional.gru.gru_forward`."""
+                recurrent_activation="sigmoid", mask=None, recurrent_mask=None, need_cache=True):
+    """Same contract as :func:`lstmlab.functional.gru.gru_forward`; ``need_cache`` as in :func:`lstm_forward`."""
     x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
         x, kernel, recurrent_kernel, bias, {"h0": h0}, gates=3, bias_rows=2)
     if not _covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
-        return ref_gru.gru_forward(x, kernel, recurrent_kernel, bias, states["h0"], activation=activation,
-                                   recurrent_activation=recurrent_activation, mask=mask,
-                                   recurrent_mask=recurrent_mask)
+        hs, h, cache = ref_gru.gru_forward(x, kernel, recurrent_kernel, bias, states["h0"], activation=activation,
+                                           recurrent_activation=recurrent_activation, mask=mask,
+                                           recurrent_mask=recurrent_mask)
+        return hs, h, cache if need_cache else None
     dtype = x.dtype
     x = np.ascontiguousarray(x)
     rbias = None if bias is None else np.ascontiguousarray(bias[1])
     ibias = None if bias is None else bias[0]
     U = np.ascontiguousarray(recurrent_kernel)
     h0c = np.ascontiguousarray(states["h0"])
-    a = np.empty((B, T, 3 * H), dtype)  # (B, T, 3H) input projection, then the gates z, r, hh
+    if need_cache:
+        a = np.empty((B, T, 3 * H), dtype)  # (B, T, 3H) input projection, then the gates z, r, hh
+        uh = np.empty((B, T, H), dtype)  # (B, T, H)
+    else:
+        a, uh = _scratch("gates", (B, T, 3 * H), dtype), _scratch("uh", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
-    uh = np.empty((B, T, H), dtype)  # (B, T, H)
     u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
     kern = _kernel("gru_forward", dtype)
     packed = _packed(U, False, T)
@@ -409,7 +423,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
 
     _run(job, B)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
-                 has_bias=bias is not None)
+                 has_bias=bias is not None) if need_cache else None
     return hs, hs[:, -1].copy(), cache
 
 

@@ -140,7 +140,7 @@ class _Recurrent(Layer):
         if self.go_backwards:
             x = x[:, ::-1]
             mask = None if mask is None else mask[:, ::-1]
-        hs, final, cache = self._run(x, states, mask, rec_keep)  # hs (B, T, H), final: list of (B, H)
+        hs, final, cache = self._run(x, states, mask, rec_keep, training)  # hs (B, T, H), final: list of (B, H)
         if self.stateful:
             self.states = [s.copy() for s in final]
         self._cache = (cache, in_keep, states is not None) if training else None
@@ -210,12 +210,12 @@ class LSTM(_Recurrent):
 
         return _ForgetOnes()
 
-    def _run(self, x, states, mask, rec_keep):
+    def _run(self, x, states, mask, rec_keep, training):
         h0, c0 = (None, None) if states is None else states
         k, r, b = self._weights_args()
         hs, (h, c), cache = fast.lstm_forward(x, k, r, b, h0, c0, activation=self.activation,
                                            recurrent_activation=self.recurrent_activation, mask=mask,
-                                           recurrent_mask=rec_keep)
+                                           recurrent_mask=rec_keep, need_cache=training)
         return hs, [h, c], cache
 
     def _run_backward(self, dout, dfinal, cache):
@@ -240,11 +240,11 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units)
 
-    def _run(self, x, states, mask, rec_keep):
+    def _run(self, x, states, mask, rec_keep, training):
         k, r, b = self._weights_args()
         hs, h, cache = fast.gru_forward(x, k, r, b, None if states is None else states[0], activation=self.activation,
                                      recurrent_activation=self.recurrent_activation, mask=mask,
-                                     recurrent_mask=rec_keep)
+                                     recurrent_mask=rec_keep, need_cache=training)
         return hs, [h], cache
 
     def _run_backward(self, dout, dfinal, cache):
@@ -264,7 +264,7 @@ class SimpleRNN(_Recurrent):
         kwargs.pop("recurrent_activation", None)
         super().__init__(units, activation=activation, **kwargs)
 
-    def _run(self, x, states, mask, rec_keep):
+    def _run(self, x, states, mask, rec_keep, training):
         k, r, b = self._weights_args()
         hs, h, cache = F.rnn_forward(x, k, r, b, None if states is None else states[0], activation=self.activation,
                                      mask=mask, recurrent_mask=rec_keep)
