@@ -111,7 +111,6 @@ def test_masking_padded_batch_equals_sequences_one_by_one():
 
 
 def test_masked_sequence_loss_ignores_padding():
-    rng = np.random.default_rng(3)
     model = lstmlab.Sequential([L.Embedding(5, 3, mask_zero=True), L.LSTM(4, return_sequences=True),
                                 L.TimeDistributed(L.Dense(5))])
     model.compile("adam", lstmlab.losses.SparseCategoricalCrossentropy(from_logits=True))
