@@ -60,6 +60,12 @@ static inline __attribute__((always_inline)) void micro_kernel(const int mr, con
                                                                float *c, int64_t ldc, int accumulate,
                                                                const __mmask16 *mask) {
     __m512 acc[MR][NRV];
+    /* Ask for the C tile now, so that it has arrived when the k loop ends: its rows are ldc apart, which
+       the hardware prefetcher does not follow, and a C that does not fit the cache is otherwise waited for
+       at the end of every tile (an asm statement, which the compiler cannot drop). */
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < NRV; v++)
+            if (mask[v]) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(c + r * ldc + 16 * v)));
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NRV; v++) acc[r][v] = _mm512_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
