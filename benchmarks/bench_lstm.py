@@ -9,7 +9,9 @@ Prints markdown tables of medians and ratios:
    batch-first, for the configs (batch, time, input, hidden) of the issue;
 2. the GEMM floor: only the matrix multiplies the algorithm needs, on NumPy's
    BLAS (input projection, one recurrent GEMM per step, and for training the
-   recurrent GEMM of BPTT plus the three weight/input-gradient GEMMs);
+   recurrent GEMM of BPTT plus the three weight/input-gradient GEMMs), and
+   the same products on lstmlab's own GEMM (the "own-GEMM floor": what is
+   left between it and lstmlab is the time spent around the products);
 3. peak memory of a training step (tracemalloc) against the theoretical
    activation cache;
 4. the char-model recipe of the text-generation issue (embedding 64,
@@ -134,6 +136,60 @@ def gemm_floor(p):
     return (whole[0], split(0)), (whole[1], split(1))
 
 
+def own_gemm_floor(p):
+    """The same GEMMs on lstmlab's own GEMM (src/lstmlab/_fast/sgemm.c), the recurrent kernel packed once per
+    call as lstmlab does, split over the batch in one thread per core: what lstmlab's products alone cost,
+    so "vs own floor" is the time lstmlab spends around them. The per-step products run in one C call per
+    loop (lk_sgemm_prepacked_steps), with no Python between the steps."""
+    from lstmlab import _fast
+
+    if not _fast.SGEMM:
+        return None
+    K = _fast.KERNELS
+    x, W, U = p["x"], p["W"], p["U"]
+    B, T, D = x.shape
+    H = U.shape[0]
+    packed, packed_t = fast._packed(U, False, T).copy(), fast._packed(U, True, T).copy()
+
+    def gemms(lo, hi):
+        m = hi - lo
+        x2 = x[lo:hi].reshape(m * T, D)
+        z = np.empty((m * T, 4 * H), np.float32)
+        hs = np.random.default_rng(2).standard_normal((m, T, H)).astype(np.float32)
+        dz = np.random.default_rng(1).standard_normal((m, T, 4 * H)).astype(np.float32)
+        dh = np.empty((m, H), np.float32)
+        zp = np.empty((m, 4 * H), np.float32)
+        dx = np.empty((m * T, D), np.float32)
+
+        def infer():
+            fast.matmul(x2, W, out=z)  # input projection of all steps
+            # one recurrent GEMM per step, h_{t-1} rows T*H apart as in the loop
+            K.lk_sgemm_prepacked_steps(T, m, 4 * H, H, hs.ctypes.data, T * H, H, packed.ctypes.data, 0.0,
+                                       zp.ctypes.data, 4 * H, 0)
+
+        def train():
+            infer()
+            # BPTT: dh_{t-1} = dz_t @ U.T
+            K.lk_sgemm_prepacked_steps(T, m, H, 4 * H, dz.ctypes.data, T * 4 * H, 4 * H, packed_t.ctypes.data, 0.0,
+                                       dh.ctypes.data, H, 0)
+            dz2 = dz.reshape(m * T, 4 * H)
+            fast.matmul(dz2, W.T, out=dx)  # dx
+            fast.matmul(x2.T, dz2)  # dkernel
+            fast.matmul(hs.reshape(m * T, H).T, dz2)  # drecurrent_kernel
+
+        return infer, train
+
+    n = 2 if B >= 2 and (os.cpu_count() or 1) >= 2 else 1
+    edges = [0, B // 2, B] if n == 2 else [0, B]
+    parts = [gemms(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    pool = ThreadPoolExecutor(n)
+
+    def split(k):
+        return lambda: [f.result() for f in [pool.submit(part[k]) for part in parts]]
+
+    return split(0), split(1)
+
+
 def _single_threaded_blas():
     from lstmlab import _fast
 
@@ -212,7 +268,7 @@ def onnx_lstm(p):
 # contender is timed in a fresh process with its own default settings, all launched by this one run.
 def worker(spec: dict) -> dict:
     kind, repeats = spec["kind"], spec["repeats"]
-    if kind in ("ours", "torch", "ort", "floor"):
+    if kind in ("ours", "torch", "ort", "floor", "own-floor"):
         B, T, D, H = spec["config"]
         p = make_problem(B, T, D, H)
         # The reference on one BLAS thread: OpenBLAS's threads spin for a while after a call and would take the
@@ -233,6 +289,9 @@ def worker(spec: dict) -> dict:
             infer = onnx_lstm(p)
             np.testing.assert_allclose(infer.batch_first(), reference, rtol=1e-4, atol=1e-5)
             return {"inference": median_ms(infer, repeats)}
+        if kind == "own-floor":
+            floor = own_gemm_floor(p)
+            return {"inference": median_ms(floor[0], repeats), "training": median_ms(floor[1], repeats)} if floor else {}
         (inf_whole, inf_split), (train_whole, train_split) = gemm_floor(p)
         return {"inference": min(median_ms(inf_whole, repeats), median_ms(inf_split, repeats)),
                 "training": min(median_ms(train_whole, repeats), median_ms(train_split, repeats))}
@@ -361,17 +420,20 @@ def ratio(a, b):
 
 def section_layers(repeats: int) -> None:
     print("## One LSTM layer, float32 (median ms; a ratio below 1 means lstmlab is faster)\n")
-    print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | vs PyTorch | vs ORT | vs floor |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | own-GEMM floor "
+          "| vs PyTorch | vs ORT | vs floor | vs own floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    kinds = ("ours", "torch", "ort", "floor", "own-floor")
     for config in CONFIGS:
-        res = {k: run_worker({"kind": k, "config": config, "repeats": repeats}) for k in ("ours", "torch", "ort", "floor")}
+        res = {k: run_worker({"kind": k, "config": config, "repeats": repeats}) for k in kinds}
         for mode in ("inference", "training"):
             o = res["ours"][mode]
             t = res["torch"][mode] if res["torch"] else None
             r = res["ort"].get(mode) if res["ort"] else None
             f = res["floor"][mode]
-            print(f"| {tuple(config)} | {mode} | {o:.2f} | {fmt(t)} | {fmt(r)} | {f:.2f} | {ratio(o, t)} | "
-                  f"{ratio(o, r)} | {ratio(o, f)} |")
+            g = res["own-floor"].get(mode)
+            print(f"| {tuple(config)} | {mode} | {o:.2f} | {fmt(t)} | {fmt(r)} | {f:.2f} | {fmt(g)} | {ratio(o, t)} | "
+                  f"{ratio(o, r)} | {ratio(o, f)} | {ratio(o, g)} |")
     print()
 
 

@@ -77,6 +77,10 @@ def _load():
     lib.lk_sgemm.restype = ctypes.c_int
     lib.lk_sgemm_packed_size.argtypes, lib.lk_sgemm_packed_size.restype = [I, I], I
     lib.lk_sgemm_pack.argtypes, lib.lk_sgemm_pack.restype = [ctypes.c_int, I, I, P, I, P], None
+    lib.lk_sgemm_prepacked.argtypes = [ctypes.c_int, I, I, I, P, I, P, ctypes.c_float, P, I]
+    lib.lk_sgemm_prepacked.restype = None
+    lib.lk_sgemm_prepacked_steps.argtypes = [I, I, I, I, P, I, I, P, ctypes.c_float, P, I, I]
+    lib.lk_sgemm_prepacked_steps.restype = None
     KERNELS = lib
     SGEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
 

@@ -107,7 +107,7 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
    x_t @ kernel + h_{t-1} @ recurrent_kernel (plus `add`, laid out with gate stride n, when not NULL);    \
    out, the activated gates i, f, g, o. A function of its own with restrict arguments so that GCC         \
    vectorizes every loop, with glibc's vector expf / tanhf. */                                           \
-static __attribute__((noinline)) void lstm_cell_forward_##SFX(                                           \
+static __attribute__((noinline)) void lstm_cell_forward_generic_##SFX(                                           \
     int64_t n, int64_t gs, REAL *restrict z, const REAL *restrict add, const REAL *restrict bias,        \
     const REAL *restrict c_prev, REAL *restrict c, REAL *restrict h, const REAL *next_z) {               \
     prefetch_row(next_z, 4 * gs * (int64_t)sizeof(REAL));    /* z_{t+1} of this sequence */              \
@@ -130,7 +130,7 @@ static __attribute__((noinline)) void lstm_cell_forward_##SFX(                  
 /* One sequence, one step back, for n units: dh, dc (n) in, the gradients reaching h_t (without dhs_t, added here)    \
    and c_t; out, those reaching h_{t-1} (the cell path only: the recurrent GEMM adds the rest) and       \
    c_{t-1}. Writes the gate gradients dz. */                                                             \
-static __attribute__((noinline)) void lstm_cell_backward_##SFX(                                          \
+static __attribute__((noinline)) void lstm_cell_backward_generic_##SFX(                                          \
     int64_t n, const REAL *restrict i, const REAL *restrict f, const REAL *restrict g,                   \
     const REAL *restrict o, const REAL *restrict c, const REAL *restrict c_prev, const REAL *restrict up, \
     REAL *restrict dh, REAL *restrict dc, REAL *restrict dzi, REAL *restrict dzf, REAL *restrict dzg,    \
@@ -280,6 +280,127 @@ void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,     
 }
 
 /* Only float32 has its own GEMM; float64 (the accuracy path) never gets a packed operand. */
+
+/* -- the float32 LSTM cell in one pass, AVX-512 ------------------------------------------------------------
+   The generic cell above makes eight passes over the row (adds, four activations through glibc's vector
+   expf / tanhf calls, c, h); this one loads the four gate pre-activations of 16 units once, activates them
+   in registers and stores gates, c and h: measured ~20% of the forward loop before, see the README.
+   exp: x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor polynomial to r^7 / 7! (relative error
+   below 2e-8 on that interval, under float32 rounding), times 2^n by scalef. sigmoid: 1 / (1 + e^-x) with
+   a reciprocal estimate and one Newton step. tanh: its odd Taylor series to x^13 for |x| < 0.4 (error below
+   2e-9), else 1 - 2 / (1 + e^2|x|) with the sign of x. Tests hold it to the reference within 1e-5. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);       /* ln 2, high bits (exact n * hi) */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);           /* ln 2, the rest */
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 reciprocal16(__m512 d) {  /* 1 / d for d >= 1: estimate (14 bits), one Newton step */
+    const __m512 y = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
+}
+
+static inline __m512 sigmoid16(__m512 x) {
+    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+static inline __m512 tanh16(__m512 x) {
+    const __m512 ax = _mm512_abs_ps(x);
+    /* large |x|: 1 - 2 / (1 + e^{2|x|}), sign restored below (e^{2|x|} saturates at e^88: tanh = 1) */
+    const __m512 e = exp16(_mm512_add_ps(ax, ax));
+    const __m512 big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), e)),
+                                        _mm512_set1_ps(1.0f));
+    /* small |x|: x (1 + x^2 q(x^2)), coefficients of tanh's Taylor series */
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 q = _mm512_set1_ps(21844.0f / 6081075.0f);
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1382.0f / 155925.0f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(62.0f / 2835.0f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-17.0f / 315.0f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(2.0f / 15.0f));
+    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.0f / 3.0f));
+    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(q, x2), x, x);
+    const __mmask16 is_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.4f), _CMP_LT_OQ);
+    const __m512 signed_big = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(big),
+        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
+    return _mm512_mask_blend_ps(is_small, signed_big, small);
+}
+
+static __attribute__((noinline)) void lstm_cell_forward_f32(int64_t n, int64_t gs, float *restrict z,
+                                                            const float *restrict add, const float *restrict bias,
+                                                            const float *restrict c_prev, float *restrict c,
+                                                            float *restrict h, const float *next_z) {
+    prefetch_row(next_z, 4 * gs * (int64_t)sizeof(float));
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 a[4];
+        for (int k = 0; k < 4; k++) {
+            a[k] = _mm512_maskz_loadu_ps(m, z + k * gs + j);
+            if (add) a[k] = _mm512_add_ps(a[k], _mm512_maskz_loadu_ps(m, add + k * n + j));
+            if (bias) a[k] = _mm512_add_ps(a[k], _mm512_maskz_loadu_ps(m, bias + k * gs + j));
+        }
+        const __m512 i = sigmoid16(a[0]), f = sigmoid16(a[1]), g = tanh16(a[2]), o = sigmoid16(a[3]);
+        _mm512_mask_storeu_ps(z + j, m, i);                                   /* (2) input gate */
+        _mm512_mask_storeu_ps(z + gs + j, m, f);                              /* (1) forget gate */
+        _mm512_mask_storeu_ps(z + 2 * gs + j, m, g);                          /* (3) candidate */
+        _mm512_mask_storeu_ps(z + 3 * gs + j, m, o);                          /* (5) output gate */
+        const __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c_prev + j), _mm512_mul_ps(i, g));  /* (4) */
+        _mm512_mask_storeu_ps(c + j, m, cj);
+        _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(o, tanh16(cj)));       /* (6) */
+    }
+}
+
+/* The backward step of the same cell, 16 units at a time, with tanh(c_t) from tanh16 (the forward's). */
+static __attribute__((noinline)) void lstm_cell_backward_f32(
+    int64_t n, const float *restrict i, const float *restrict f, const float *restrict g, const float *restrict o,
+    const float *restrict c, const float *restrict c_prev, const float *restrict up, float *restrict dh,
+    float *restrict dc, float *restrict dzi, float *restrict dzf, float *restrict dzg, float *restrict dzo,
+    const float *next_z, const float *next_c_prev, const float *next_up) {
+    prefetch_row(next_z, 4 * n * (int64_t)sizeof(float));
+    prefetch_row(next_c_prev, n * (int64_t)sizeof(float));
+    prefetch_row(next_up, n * (int64_t)sizeof(float));
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512 d = _mm512_maskz_loadu_ps(m, dh + j);
+        if (up) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, up + j));
+        const __m512 ij = _mm512_maskz_loadu_ps(m, i + j), fj = _mm512_maskz_loadu_ps(m, f + j);
+        const __m512 gj = _mm512_maskz_loadu_ps(m, g + j), oj = _mm512_maskz_loadu_ps(m, o + j);
+        const __m512 tc = tanh16(_mm512_maskz_loadu_ps(m, c + j));
+        const __m512 dcj = _mm512_fmadd_ps(_mm512_mul_ps(d, oj), _mm512_fnmadd_ps(tc, tc, one),
+                                           _mm512_maskz_loadu_ps(m, dc + j));                    /* (6) into c_t */
+        _mm512_mask_storeu_ps(dzi + j, m, _mm512_mul_ps(_mm512_mul_ps(dcj, gj),
+                                                        _mm512_mul_ps(ij, _mm512_sub_ps(one, ij))));  /* (4), (2) */
+        _mm512_mask_storeu_ps(dzf + j, m, _mm512_mul_ps(_mm512_mul_ps(dcj, _mm512_maskz_loadu_ps(m, c_prev + j)),
+                                                        _mm512_mul_ps(fj, _mm512_sub_ps(one, fj))));  /* (4), (1) */
+        _mm512_mask_storeu_ps(dzg + j, m, _mm512_mul_ps(_mm512_mul_ps(dcj, ij), _mm512_fnmadd_ps(gj, gj, one)));
+        _mm512_mask_storeu_ps(dzo + j, m, _mm512_mul_ps(_mm512_mul_ps(d, tc),
+                                                        _mm512_mul_ps(oj, _mm512_sub_ps(one, oj))));  /* (6), (5) */
+        _mm512_mask_storeu_ps(dc + j, m, _mm512_mul_ps(dcj, fj));             /* the cell-state path to t-1 */
+        _mm512_mask_storeu_ps(dh + j, m, d);
+    }
+}
+#else
+#define lstm_cell_forward_f32 lstm_cell_forward_generic_f32
+#define lstm_cell_backward_f32 lstm_cell_backward_generic_f32
+#endif
+#define lstm_cell_forward_f64 lstm_cell_forward_generic_f64
+#define lstm_cell_backward_f64 lstm_cell_backward_generic_f64
+
 #define prepacked_f32 lk_sgemm_prepacked
 static inline void prepacked_f64(int ta, int64_t m, int64_t n, int64_t k, const double *a, int64_t lda,
                                  const float *packed, double beta, double *c, int64_t ldc) {

@@ -174,6 +174,13 @@ void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a,
     }
 }
 
+void lk_sgemm_prepacked_steps(int64_t count, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                              int64_t stride_a, const float *packed, float beta, float *c, int64_t ldc,
+                              int64_t stride_c) {
+    for (int64_t s = 0; s < count; s++)
+        lk_sgemm_prepacked(0, m, n, k, a + s * stride_a, lda, packed, beta, c + s * stride_c, ldc);
+}
+
 /* One packing buffer per thread, grown when needed and kept (threads are the few pool workers). */
 static __thread float *scratch;
 static __thread size_t scratch_floats;
@@ -209,6 +216,12 @@ void lk_sgemm_pack(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, fl
 void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packed,
                         float beta, float *c, int64_t ldc) {
     (void)ta; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)beta; (void)c; (void)ldc;
+}
+void lk_sgemm_prepacked_steps(int64_t count, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                              int64_t stride_a, const float *packed, float beta, float *c, int64_t ldc,
+                              int64_t stride_c) {
+    (void)count; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)stride_a; (void)packed; (void)beta; (void)c;
+    (void)ldc; (void)stride_c;
 }
 int lk_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
              int64_t ldb, float beta, float *c, int64_t ldc) {

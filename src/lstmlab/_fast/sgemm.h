@@ -15,4 +15,9 @@ void lk_sgemm_pack(int tb, int64_t k, int64_t n, const float *b, int64_t ldb, fl
 /* C = A @ packed B + beta * C. */
 void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packed,
                         float beta, float *c, int64_t ldc);
+/* `count` products C_s = A_s @ packed B + beta * C_s, A_s = a + s * stride_a, C_s = c + s * stride_c, one
+   after the other: what a recurrent loop's GEMMs cost without the rest of the loop (the benchmark's floor). */
+void lk_sgemm_prepacked_steps(int64_t count, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                              int64_t stride_a, const float *packed, float beta, float *c, int64_t ldc,
+                              int64_t stride_c);
 #endif
