@@ -73,13 +73,16 @@ def _run(job, B: int) -> list:
     BLAS, so the cores never wait for each other inside a layer.
     """
     chunks = _split(B)
-    if len(chunks) == 1:
-        previous = _fast.SET_THREADS_LOCAL(1)
-        try:
-            return [job(0, B)]
-        finally:
-            _fast.SET_THREADS_LOCAL(previous)
-    return [f.result() for f in [_pool().submit(job, lo, hi) for lo, hi in chunks]]
+    # The other chunks go to the pool and the first runs here, on single-threaded BLAS: the caller works
+    # instead of waiting, and one thread fewer has to be woken (measured: a (32, 4, 4, 32) forward, nearly
+    # all overhead, went from 240 to 190 us; no change measurable on the benchmark's configs).
+    futures = [_pool().submit(job, lo, hi) for lo, hi in chunks[1:]]
+    previous = _fast.SET_THREADS_LOCAL(1)
+    try:
+        first = job(*chunks[0])
+    finally:
+        _fast.SET_THREADS_LOCAL(previous)
+    return [first] + [f.result() for f in futures]
 
 
 def _ptr(a):
