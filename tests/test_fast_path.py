@@ -192,6 +192,19 @@ def test_inference_without_cache_equals_training_forward(monkeypatch, kind, B, T
     assert seen == [False, True]
 
 
+def test_workspace_is_reused_counted_and_freed():
+    fast.clear_workspace()
+    p = random_problem("lstm", 1, 20, 3, 48, seed=5, dtype=np.float32, scale=0.3)  # B = 1: the caller's loop
+    fast.lstm_forward(**p, need_cache=False)
+    held = fast.workspace_bytes()
+    assert held >= 4 * (20 * 4 * 48 + 20 * 48)  # at least the gates and cell states of that call
+    fast.lstm_forward(**p, need_cache=False)
+    assert fast.workspace_bytes() == held  # the same call again allocates nothing new
+    before = fast.workspace_bytes()
+    fast.clear_workspace()
+    assert fast.workspace_bytes() <= before - 4 * (20 * 4 * 48)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_fast_path_without_bias_states_or_sequence_gradient(kind):
     p = random_problem(kind, 5, 4, 3, 6, seed=3, scale=0.4)

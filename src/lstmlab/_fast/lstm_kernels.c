@@ -4,18 +4,21 @@
  * The math is exactly src/lstmlab/functional/lstm.py and gru.py (same
  * equation numbers); only the time loop lives here. Everything that is one
  * big matrix multiply (the input projection of all steps, the weight
- * gradients over all T*B rows, the error to the layer below) stays in NumPy,
- * outside the loop. Inside the loop each step is one GEMM (the recurrent
- * term, accumulated into the precomputed input projection) and one fused,
- * vectorizable pointwise pass.
+ * gradients over all T*B rows, the error to the layer below) is called from
+ * Python, outside the loop. Inside the loop each step is one GEMM (the
+ * recurrent term) and one fused pointwise pass (for float32 with AVX-512, in
+ * registers with our own exp / sigmoid / tanh; otherwise loops GCC vectorizes).
  *
  * A call handles batch rows [b0, b1). The Python side runs two such calls in
  * two threads (each with single-threaded BLAS), so each core runs the whole
- * time loop for its half of the batch with no per-step barrier.
+ * time loop for its half of the batch with no per-step barrier. Batches too
+ * small to split run lstm_*_units_f32 instead (end of this file).
  *
- * BLAS is NumPy's own OpenBLAS, reached through function pointers handed in
- * once from Python (set_blas), so nothing here links against a BLAS. Compiled with
- * -ffast-math only so that GCC can call glibc's vectorized expf/tanhf.
+ * Float32 products use lstmlab's own GEMM (sgemm.c) with the recurrent kernel
+ * packed once per call (`packed`); without it (float64, no AVX-512), NumPy's
+ * own OpenBLAS, reached through function pointers handed in once from Python
+ * (set_blas), so nothing here links against a BLAS. Compiled with -ffast-math
+ * only so that GCC can call glibc's vectorized expf/tanhf.
  *
  * Layouts are batch-first and row-major, as the public API: z (B, T, G) with
  * G = 4H (blocks i, f, c(g), o) for the LSTM and 3H (z, r, h) for the GRU;

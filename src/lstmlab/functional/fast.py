@@ -7,11 +7,19 @@ they cover (default ``tanh`` / ``sigmoid`` activations, no mask, no recurrent
 dropout), the time loop runs in C:
 
 * the input projection of all steps is one GEMM, before the loop;
-* each step is one GEMM (h_{t-1} @ recurrent_kernel accumulated into the
-  precomputed projection) and one fused, vectorized pointwise pass;
+* float32 products run on lstmlab's own AVX-512 GEMM (``_fast/sgemm.c``) where
+  the CPU has AVX-512, with the recurrent kernel packed once per call for all
+  steps; float64, other CPUs and ``LSTMLAB_SGEMM=0`` use NumPy's BLAS;
+* each step is one GEMM (h_{t-1} @ recurrent_kernel, into a per-thread buffer
+  that stays in cache) and one fused pass over the units: for float32 with
+  AVX-512, gates, cell and output in registers with lstmlab's own exp,
+  sigmoid and tanh; otherwise vectorized loops over glibc's expf / tanhf;
 * the batch is split across the cores: each thread runs the whole time loop
-  for its rows with single-threaded BLAS, so there is no per-step barrier;
-* the weight gradients are GEMMs over all T*B rows, after the loop.
+  for its rows, so there is no per-step barrier; a batch too small to split
+  (B < 8) is split by hidden units instead, the parts meeting once per step;
+* the weight gradients are GEMMs over all T*B rows, after the loop;
+* temporaries live in per-thread buffers reused between calls, and inference
+  (``need_cache=False``, what layers pass when not training) keeps no cache.
 
 Anything else falls through to the reference, so these functions are always
 safe to call. The reference stays the oracle; tests hold the two equal.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -96,11 +105,24 @@ def _ptr(a):
 _WORKSPACE = threading.local()
 
 
+class _Buffers(dict):
+    """One thread's buffers by name: a dict that can be weakly referenced, equal only to itself."""
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+_ALL_BUFFERS: "weakref.WeakSet[_Buffers]" = weakref.WeakSet()  # every live thread's buffers, for workspace_bytes()
+
+
 def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
     """A C-contiguous, ``align``-byte aligned array of this thread's buffer ``name`` (contents undefined)."""
     dtype = np.dtype(dtype)
     n = int(np.prod(shape))
-    buffers = _WORKSPACE.__dict__.setdefault("buffers", {})
+    buffers = _WORKSPACE.__dict__.get("buffers")
+    if buffers is None:
+        buffers = _WORKSPACE.buffers = _Buffers()
+        _ALL_BUFFERS.add(buffers)
     raw = buffers.get(name)
     if raw is None or raw.nbytes < n * dtype.itemsize + align:
         raw = buffers[name] = np.empty(n * dtype.itemsize + align, np.uint8)
@@ -110,7 +132,12 @@ def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
 
 def clear_workspace() -> None:
     """Free the calling thread's reusable buffers (they are kept between calls; see ``_scratch``)."""
-    _WORKSPACE.__dict__.pop("buffers", None)
+    _WORKSPACE.__dict__.get("buffers", {}).clear()
+
+
+def workspace_bytes() -> int:
+    """Bytes held by the reusable buffers of all threads (the largest call of each kind keeps its size)."""
+    return sum(raw.nbytes for buffers in list(_ALL_BUFFERS) for raw in list(buffers.values()))
 
 
 # -- lstmlab's own float32 GEMM (src/lstmlab/_fast/sgemm.c) ----------------------------------------------
