@@ -125,15 +125,22 @@ def gemm_floor(p):
         return infer, train
 
     whole = gemms(0, B)
+    split = split_over_batch(gemms, B, initializer=_single_threaded_blas)
+    return (whole[0], split[0]), (whole[1], split[1])
+
+
+def split_over_batch(gemms, B, initializer=None):
+    """``(infer, train)`` running ``gemms(lo, hi)``'s functions for the two halves of the batch at once, one
+    thread each (one thread for the whole batch when B = 1 or there is one core)."""
     n = 2 if B >= 2 and (os.cpu_count() or 1) >= 2 else 1
     edges = [0, B // 2, B] if n == 2 else [0, B]
     parts = [gemms(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    pool = ThreadPoolExecutor(n, initializer=_single_threaded_blas)
+    pool = ThreadPoolExecutor(n, initializer=initializer)
 
     def split(k):
         return lambda: [f.result() for f in [pool.submit(part[k]) for part in parts]]
 
-    return (whole[0], split(0)), (whole[1], split(1))
+    return split(0), split(1)
 
 
 def own_gemm_floor(p):
@@ -179,15 +186,7 @@ def own_gemm_floor(p):
 
         return infer, train
 
-    n = 2 if B >= 2 and (os.cpu_count() or 1) >= 2 else 1
-    edges = [0, B // 2, B] if n == 2 else [0, B]
-    parts = [gemms(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    pool = ThreadPoolExecutor(n)
-
-    def split(k):
-        return lambda: [f.result() for f in [pool.submit(part[k]) for part in parts]]
-
-    return split(0), split(1)
+    return split_over_batch(gemms, B)
 
 
 def _single_threaded_blas():

@@ -56,10 +56,9 @@ void set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv) {
 }
 
 /* Ask for a row the next step will read. Its rows sit T steps apart in the batch-first arrays, so the
-   hardware prefetcher cannot guess them; without this, the GEMM that accumulates into z_t waits on memory
-   (measured: 20% of the forward loop at B=64, T=100, H=256). A prefetch never faults, NULL is skipped.
-   On x86 an asm statement: GCC 12's vectorizer deletes a loop of __builtin_prefetch calls (it has no
-   other effect), which the disassembly showed. */
+   hardware prefetcher cannot guess them. A prefetch never faults, NULL is skipped. On x86 an asm
+   statement: GCC 12's vectorizer deletes a loop of __builtin_prefetch calls (it has no other effect),
+   which the disassembly showed. Fetching the row one step ahead or one row ahead measured the same. */
 static inline void prefetch_line(const char *p) {
 #if defined(__x86_64__) || defined(__i386__)
     __asm__ volatile("prefetcht0 %0" : : "m"(*p));
@@ -71,8 +70,6 @@ static inline void prefetch_row(const void *row, int64_t bytes) {
     if (!row) return;
     for (int64_t off = 0; off < bytes; off += 64) prefetch_line((const char *)row + off);
 }
-
-enum { PREFETCH_ROWS = 1 };
 
 #define DEFINE_KERNELS(REAL, SFX, GEMM_T, EXP, TANH)                                                      \
                                                                                                          \
@@ -154,20 +151,11 @@ static __attribute__((noinline)) void lstm_cell_backward_generic_##SFX(         
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
-/* The row of z the cell will read PREFETCH_ROWS rows from now: row b of step t, or once past the last    \
-   row, the first rows of step t + 1 (NULL past the end). Fetched closer to use than a whole step ahead, \
-   as the recurrent GEMM in between streams the packed kernel through L2 and would evict it. */         \
-static inline const REAL *ahead_##SFX(const REAL *z, int64_t T, int64_t G, int64_t t, int64_t b, int64_t b0, \
-                                      int64_t b1) {                                                       \
-    if (b >= b1) { b -= b1 - b0; t++; }                                                                  \
-    return t < T ? z + (b * T + t) * G : NULL;                                                           \
-}                                                                                                        \
-                                                                                                         \
 /* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
    bias (4H) may be NULL. zp ((b1 - b0) x 4H, may be NULL): scratch for the recurrent term. With it, the   \
    step's GEMM writes into zp, which stays in cache, and the cell adds it to z_t; without it, the GEMM     \
    accumulates into z_t directly, loading rows that sit T steps apart from memory (measured: 165 against \
-   210 GFLOP/s for the GEMM of a (32, 100, 64, 256) step). */                                            \
+   210 GFLOP/s for the GEMM of a 32-row step, H = 256, T = 100). */                                      \
 void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const float *packed,        \
                         const REAL *bias, const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, REAL *zp,     \
                         int64_t b0, int64_t b1) {                                                        \
@@ -182,7 +170,7 @@ void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,
             lstm_cell_forward_##SFX(H, H, z + (b * T + t) * G, zp ? zp + (b - b0) * G : NULL, bias,      \
                                     t ? cs + (b * T + t - 1) * H : c0 + b * H,                           \
                                     cs + (b * T + t) * H, hs + (b * T + t) * H,                          \
-                                    ahead_##SFX(z, T, G, t, b + PREFETCH_ROWS, b0, b1));                 \
+                                    t + 1 < T ? z + (b * T + t + 1) * G : NULL);                         \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \

@@ -26,6 +26,7 @@ safe to call. The reference stays the oracle; tests hold the two equal.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -81,14 +82,17 @@ def _run(job, B: int) -> list:
     A job does everything for its rows (input projection, time loop, gradient GEMMs) with single-threaded
     BLAS, so the cores never wait for each other inside a layer.
     """
-    chunks = _split(B)
-    # The other chunks go to the pool and the first runs here, on single-threaded BLAS: the caller works
-    # instead of waiting, and one thread fewer has to be woken (measured: a (32, 4, 4, 32) forward, nearly
-    # all overhead, went from 240 to 190 us; no change measurable on the benchmark's configs).
-    futures = [_pool().submit(job, lo, hi) for lo, hi in chunks[1:]]
+    return _in_parallel([functools.partial(job, lo, hi) for lo, hi in _split(B)])
+
+
+def _in_parallel(calls) -> list:
+    """Run the calls at the same time, returning their results: the first here, on single-threaded BLAS,
+    the others on the pool. The caller works instead of waiting, and one thread fewer has to be woken
+    (measured: a (32, 4, 4, 32) forward, nearly all overhead, went from 240 to 190 us)."""
+    futures = [_pool().submit(call) for call in calls[1:]]
     previous = _fast.SET_THREADS_LOCAL(1)
     try:
-        first = job(*chunks[0])
+        first = calls[0]()
     finally:
         _fast.SET_THREADS_LOCAL(previous)
     return [first] + [f.result() for f in futures]
@@ -223,9 +227,14 @@ def _packed(W, transpose: bool, T: int):
     if not _own_gemm(W.dtype) or T < PACK_MIN_STEPS:
         return None
     k, n = (W.shape[1], W.shape[0]) if transpose else W.shape
-    size = int(_fast.KERNELS.lk_sgemm_packed_size(k, n))
-    buf = _scratch("packed", (size,), np.float32)  # aligned to 64 bytes: the packed rows are whole cache lines
-    _fast.KERNELS.lk_sgemm_pack(int(transpose), k, n, W.ctypes.data, W.shape[1], buf.ctypes.data)
+    return _pack("packed", W, transpose, k, n)
+
+
+def _pack(name: str, src, transpose: bool, k: int, n: int):
+    """``src`` (k x n, or n x k when ``transpose``; C-contiguous rows) packed into this thread's buffer
+    ``name``, aligned to 64 bytes: the packed rows are whole cache lines."""
+    buf = _scratch(name, (int(_fast.KERNELS.lk_sgemm_packed_size(k, n)),), np.float32)
+    _fast.KERNELS.lk_sgemm_pack(int(transpose), k, n, src.ctypes.data, src.shape[1], buf.ctypes.data)
     return buf
 
 
@@ -253,12 +262,9 @@ def _unit_parts(B: int, T: int, H: int, dtype):
 
 
 def _run_parts(job, n: int) -> None:
-    """Run ``job(p)`` for p in range(n) at the same time: part 0 here, the others on the pool."""
+    """Run ``job(p)`` for p in range(n) at the same time (see :func:`_in_parallel`)."""
     with _SPLIT_LOCK:
-        futures = [_pool().submit(job, p) for p in range(1, n)]
-        job(0)
-        for f in futures:
-            f.result()
+        _in_parallel([functools.partial(job, p) for p in range(n)])
 
 
 def _packed_slices(U, parts, transpose: bool):
@@ -268,13 +274,10 @@ def _packed_slices(U, parts, transpose: bool):
     for p, (u0, u1) in enumerate(parts):
         n = u1 - u0
         if transpose:
-            src, k, cols, ld = U[u0:u1], 4 * H, n, 4 * H
+            out.append(_pack(f"packed{p}", U[u0:u1], True, 4 * H, n))  # rows u0..u1: (n, 4H), read as (4H, n)
         else:
             src = np.ascontiguousarray(U.reshape(H, 4, H)[:, :, u0:u1]).reshape(H, 4 * n)  # (H, 4n)
-            k, cols, ld = H, 4 * n, 4 * n
-        buf = _scratch(f"packed{p}", (int(_fast.KERNELS.lk_sgemm_packed_size(k, cols)),), np.float32)
-        _fast.KERNELS.lk_sgemm_pack(int(transpose), k, cols, src.ctypes.data, ld, buf.ctypes.data)
-        out.append(buf)
+            out.append(_pack(f"packed{p}", src, False, H, 4 * n))
     return out
 
 

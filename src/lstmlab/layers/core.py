@@ -56,7 +56,7 @@ class Dense(Layer):
         x = as_float_array("x", x)
         check_features(self, x, self.kernel.shape[0])
         y, cache = fast.dense_forward(x.astype(self.dtype, copy=False), self.kernel.value,
-                                   None if self.bias is None else self.bias.value, activation=self.activation)
+                                      None if self.bias is None else self.bias.value, activation=self.activation)
         self._cache = cache if training else None
         return y
 
