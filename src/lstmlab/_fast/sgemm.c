@@ -100,6 +100,12 @@ static void tile(int mr, int ta, int64_t kc, const float *a, int64_t lda, const 
     }
 }
 
+/* The lanes of a panel's NRV vectors that hold columns, when `left` columns remain from its first. */
+static inline void panel_masks(int64_t left, __mmask16 mask[NRV]) {
+    for (int v = 0; v < NRV; v++, left -= 16)
+        mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
 /* C (m x n) (+)= A[:, block] @ packed block (kc x n). */
 static void multiply_block(int ta, int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
                            const float *block, int accumulate, float *c, int64_t ldc) {
@@ -108,10 +114,7 @@ static void multiply_block(int ta, int64_t m, int64_t n, int64_t kc, const float
         const int64_t i1 = m - i0 < MC ? m : i0 + MC;
         for (int64_t j = 0; j < panels; j++) {
             __mmask16 mask[NRV];
-            for (int v = 0; v < NRV; v++) {
-                const int64_t left = n - j * NR - 16 * v;
-                mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-            }
+            panel_masks(n - j * NR, mask);
             for (int64_t i = i0; i < i1; i += MR) {
                 const int mr = i1 - i < MR ? (int)(i1 - i) : MR;
                 tile(mr, ta, kc, ta ? a + i : a + i * lda, lda, block + j * kc * NR, c + i * ldc + j * NR, ldc,
@@ -126,17 +129,15 @@ static void multiply_block(int ta, int64_t m, int64_t n, int64_t kc, const float
 static void pack_block(int tb, int64_t kc, int64_t n, const float *b, int64_t ldb, float *block) {
     const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i rows = _mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)ldb));
+    const int gather_fits = 15 * ldb <= INT32_MAX;  /* else the lane offsets overflow the gather's int32 indices */
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
         float *panel = block + j0 * kc;  /* panel j0/NR starts after j0/NR panels of kc x NR */
         const int64_t w = n - j0 < NR ? n - j0 : NR;
         __mmask16 mask[NRV];
-        for (int v = 0; v < NRV; v++) {
-            const int64_t left = w - 16 * v;
-            mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-        }
+        panel_masks(w, mask);
         for (int64_t p = 0; p < kc; p++) {
             float *row = panel + p * NR;
-            if (tb && 15 * ldb > INT32_MAX) {  /* lane offsets would not fit the gather's int32 indices */
+            if (tb && !gather_fits) {
                 for (int64_t q = 0; q < NR; q++) row[q] = q < w ? b[(j0 + q) * ldb + p] : 0.0f;
                 continue;
             }
