@@ -90,8 +90,9 @@ def run_both(kind, p, dhs, dfin):
 
 SHAPES = [(1, 1, 1, 1), (1, 30, 5, 8), (2, 3, 4, 5), (3, 7, 2, 9), (8, 12, 16, 16), (9, 5, 3, 4), (33, 6, 7, 12),
           # the own GEMM's edges: ragged panels (4H = 68, 260), inner dimensions past one block of 256
-          # (D = 300, 4H = 280, b*T rows), ragged row tiles (b = 3, 5, 8 of 6)
-          (5, 9, 300, 70), (16, 20, 33, 65), (11, 4, 3, 17)]
+          # (D = 300, 4H = 280, b*T rows), ragged row tiles (b = 3, 5, 8 of 6); the fused LSTM loop's recurrent
+          # product over H = 300 rows, past one block of 256, with a last unit block of 12
+          (5, 9, 300, 70), (16, 20, 33, 65), (11, 4, 3, 17), (7, 5, 4, 300)]
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -112,7 +113,7 @@ def test_fast_equals_reference(kind, dtype, tol, B, T, D, H):
         assert_close(f"{kind} d{name}", gf[name], gr[name], tol)
 
 
-@pytest.mark.parametrize("B,T,D,H", [(1, 9, 5, 32), (3, 6, 7, 50), (10, 5, 3, 33), (2, 4, 300, 70)])
+@pytest.mark.parametrize("B,T,D,H", [(1, 9, 5, 32), (3, 6, 7, 50), (10, 5, 3, 33), (2, 4, 300, 70), (1, 4, 3, 270)])
 def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
     # The unit-split loop (two parts meeting at a barrier every step) against the reference, forcing it
     # on for batches that "auto" would split by sequence; odd H gives the parts unequal, unaligned widths.

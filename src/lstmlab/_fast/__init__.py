@@ -62,16 +62,18 @@ def _load():
     lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
     lib.set_blas(*pointers)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
         getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
         getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
         getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
     C = ctypes.c_int
-    lib.lstm_forward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
+    lib.lstm_forward_fused_f32.argtypes = [I, I, I] + [P] * 7 + [I, I, I, I, P, C]
     lib.lstm_backward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
-    lib.lstm_forward_units_f32.restype = lib.lstm_backward_units_f32.restype = None
+    lib.lstm_forward_fused_f32.restype = lib.lstm_backward_units_f32.restype = None
+    lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I], I
+    lib.lstm_pack_fused_f32.argtypes, lib.lstm_pack_fused_f32.restype = [I, P, P], None
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
     lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
     lib.lk_sgemm.restype = ctypes.c_int

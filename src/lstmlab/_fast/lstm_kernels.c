@@ -104,18 +104,15 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
 }                                                                                                        \
                                                                                                          \
 /* One sequence, one step of the LSTM cell for n units. z: gate g of unit j at z[g * gs + j]; in,       \
-   x_t @ kernel + h_{t-1} @ recurrent_kernel (plus `add`, laid out with gate stride n, when not NULL);    \
-   out, the activated gates i, f, g, o. A function of its own with restrict arguments so that GCC         \
+   x_t @ kernel + h_{t-1} @ recurrent_kernel; out, the activated gates i, f, g, o. A function of its own with restrict arguments so that GCC         \
    vectorizes every loop, with glibc's vector expf / tanhf. */                                           \
 static __attribute__((noinline)) void lstm_cell_forward_generic_##SFX(                                           \
-    int64_t n, int64_t gs, REAL *restrict z, const REAL *restrict add, const REAL *restrict bias,        \
+    int64_t n, int64_t gs, REAL *restrict z, const REAL *restrict bias,                                  \
     const REAL *restrict c_prev, REAL *restrict c, REAL *restrict h, const REAL *next_z) {               \
     prefetch_row(next_z, 4 * gs * (int64_t)sizeof(REAL));    /* z_{t+1} of this sequence */              \
     REAL *restrict i = z, *restrict f = z + gs, *restrict g = z + 2 * gs, *restrict o = z + 3 * gs;      \
     for (int k = 0; k < 4; k++) {                                                                        \
         REAL *restrict zk = z + k * gs;                                                                  \
-        if (add)                                                                                         \
-            for (int64_t j = 0; j < n; j++) zk[j] += add[k * n + j];                                     \
         if (bias)                                                                                        \
             for (int64_t j = 0; j < n; j++) zk[j] += bias[k * gs + j];                                   \
     }                                                                                                    \
@@ -151,23 +148,18 @@ static __attribute__((noinline)) void lstm_cell_backward_generic_##SFX(         
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
-/* LSTM forward. On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o.            \
-   bias (4H) may be NULL. zp ((b1 - b0) x 4H, may be NULL): scratch for the recurrent term. With it, the   \
-   step's GEMM writes into zp, which stays in cache, and the cell adds it to z_t; without it, the GEMM     \
-   accumulates into z_t directly, loading rows that sit T steps apart from memory (measured: 165 against \
-   210 GFLOP/s for the GEMM of a 32-row step, H = 256, T = 100). */                                      \
-void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const float *packed,        \
-                        const REAL *bias, const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, REAL *zp,     \
-                        int64_t b0, int64_t b1) {                                                        \
+/* LSTM forward, one GEMM per step accumulating into z_t (BLAS; float64, or float32 without the own GEMM:  \
+   with it, lstm_forward_fused_f32 below runs instead). On entry z[b, t] holds x_t @ kernel; on exit the   \
+   activated gates i, f, g, o. bias (4H) may be NULL. */                                                 \
+void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const REAL *bias,        \
+                        const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, int64_t b1) {    \
     const int64_t G = 4 * H, m = b1 - b0;                                                                \
     for (int64_t t = 0; t < T; t++) {                                                                    \
-        /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 (or zp = h_{t-1} @ recurrent_kernel) */     \
+        /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 */                                         \
         const REAL *h_prev = t ? hs + (b0 * T + t - 1) * H : h0 + b0 * H;                                \
-        const int64_t ldh = t ? T * H : H;                                                               \
-        if (zp) recurrent_##SFX(packed, 0, m, G, H, h_prev, ldh, U, 0, zp, G);                            \
-        else recurrent_##SFX(packed, 0, m, G, H, h_prev, ldh, U, 1, z + (b0 * T + t) * G, T * G);         \
+        rows_times_##SFX(0, m, G, H, h_prev, t ? T * H : H, U, 1, z + (b0 * T + t) * G, T * G);           \
         for (int64_t b = b0; b < b1; b++)                                                                \
-            lstm_cell_forward_##SFX(H, H, z + (b * T + t) * G, zp ? zp + (b - b0) * G : NULL, bias,      \
+            lstm_cell_forward_##SFX(H, H, z + (b * T + t) * G, bias,                                     \
                                     t ? cs + (b * T + t - 1) * H : c0 + b * H,                           \
                                     cs + (b * T + t) * H, hs + (b * T + t) * H,                          \
                                     t + 1 < T ? z + (b * T + t + 1) * G : NULL);                         \
@@ -331,8 +323,24 @@ static inline __m512 tanh16(__m512 x) {
     return _mm512_mask_blend_ps(is_small, signed_big, small);
 }
 
+/* Equations (1)-(6) for 16 units (lanes in m) of one sequence: the pre-activations a[4] (gates i, f, g, o)
+   in; the activated gates (to gates[k * gs], when not NULL), c_t and h_t out. */
+static inline __attribute__((always_inline)) void cell16(const __m512 a[4], __mmask16 m, float *gates, int64_t gs,
+                                                         const float *c_prev, float *c, float *h) {
+    const __m512 i = sigmoid16(a[0]), f = sigmoid16(a[1]), g = tanh16(a[2]), o = sigmoid16(a[3]);
+    if (gates) {
+        _mm512_mask_storeu_ps(gates, m, i);                                   /* (2) input gate */
+        _mm512_mask_storeu_ps(gates + gs, m, f);                              /* (1) forget gate */
+        _mm512_mask_storeu_ps(gates + 2 * gs, m, g);                          /* (3) candidate */
+        _mm512_mask_storeu_ps(gates + 3 * gs, m, o);                          /* (5) output gate */
+    }
+    const __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c_prev), _mm512_mul_ps(i, g));  /* (4) */
+    _mm512_mask_storeu_ps(c, m, cj);
+    _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(o, tanh16(cj)));               /* (6) */
+}
+
 static __attribute__((noinline)) void lstm_cell_forward_f32(int64_t n, int64_t gs, float *restrict z,
-                                                            const float *restrict add, const float *restrict bias,
+                                                            const float *restrict bias,
                                                             const float *restrict c_prev, float *restrict c,
                                                             float *restrict h, const float *next_z) {
     prefetch_row(next_z, 4 * gs * (int64_t)sizeof(float));
@@ -341,17 +349,9 @@ static __attribute__((noinline)) void lstm_cell_forward_f32(int64_t n, int64_t g
         __m512 a[4];
         for (int k = 0; k < 4; k++) {
             a[k] = _mm512_maskz_loadu_ps(m, z + k * gs + j);
-            if (add) a[k] = _mm512_add_ps(a[k], _mm512_maskz_loadu_ps(m, add + k * n + j));
             if (bias) a[k] = _mm512_add_ps(a[k], _mm512_maskz_loadu_ps(m, bias + k * gs + j));
         }
-        const __m512 i = sigmoid16(a[0]), f = sigmoid16(a[1]), g = tanh16(a[2]), o = sigmoid16(a[3]);
-        _mm512_mask_storeu_ps(z + j, m, i);                                   /* (2) input gate */
-        _mm512_mask_storeu_ps(z + gs + j, m, f);                              /* (1) forget gate */
-        _mm512_mask_storeu_ps(z + 2 * gs + j, m, g);                          /* (3) candidate */
-        _mm512_mask_storeu_ps(z + 3 * gs + j, m, o);                          /* (5) output gate */
-        const __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c_prev + j), _mm512_mul_ps(i, g));  /* (4) */
-        _mm512_mask_storeu_ps(c + j, m, cj);
-        _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(o, tanh16(cj)));       /* (6) */
+        cell16(a, m, z + j, gs, c_prev + j, c + j, h + j);
     }
 }
 
@@ -405,13 +405,13 @@ DEFINE_KERNELS(float, f32, sgemm_t, expf, tanhf)
 DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)
 
 /*
- * The LSTM time loop split by hidden units instead of by sequences (float32, own GEMM only).
+ * The barrier of the loops split by hidden units instead of by sequences (float32, own GEMM only).
  *
  * With one sequence (generation-style B = 1) or a recurrent kernel that fills a core's L2 cache (H = 256:
  * 1 MiB packed), splitting the batch leaves a core idle or makes each core stream the whole kernel from L3
- * at every step. Here part p of `parts` owns units [u0, u1): its slice of the recurrent kernel (the four
- * gate columns of those units, packed once: half the bytes per core) and their gates, cells and outputs
- * for every sequence. Each step needs all of h_{t-1}, so the parts meet at a barrier once per step.
+ * at every step. Split by units, part p of `parts` owns a range of units: its slice of the recurrent
+ * kernel (half the bytes per core) and their gates, cells and outputs for every sequence. Each step needs
+ * all of h_{t-1} (backward: all of dz_t), so the parts meet at a barrier once per step.
  */
 #include <sched.h>
 
@@ -432,24 +432,6 @@ static void barrier_wait(int *bar, int parts) {
     for (long spins = 0; __atomic_load_n(bar + 1, __ATOMIC_ACQUIRE) == phase; spins++) {
         if (spins > 20000) sched_yield();  /* the other part was descheduled: give the core back */
         else cpu_relax();
-    }
-}
-
-/* Forward of units [u0, u1) for all B sequences. packed: the recurrent kernel's columns of these units,
-   gates in order (H x 4n, n = u1 - u0), packed by lk_sgemm_pack. zp (B x 4n): this part's scratch. */
-void lstm_forward_units_f32(int64_t T, int64_t B, int64_t H, float *z, const float *packed, const float *bias,
-                            const float *h0, const float *c0, float *hs, float *cs, float *zp, int64_t u0,
-                            int64_t u1, int *bar, int parts) {
-    const int64_t G = 4 * H, n = u1 - u0;
-    for (int64_t t = 0; t < T; t++) {
-        /* this part's recurrent term: all of h_{t-1} @ its columns */
-        if (t == 0) lk_sgemm_prepacked(0, B, 4 * n, H, h0, H, packed, 0.0f, zp, 4 * n);
-        else lk_sgemm_prepacked(0, B, 4 * n, H, hs + (t - 1) * H, T * H, packed, 0.0f, zp, 4 * n);
-        for (int64_t b = 0; b < B; b++)
-            lstm_cell_forward_f32(n, H, z + (b * T + t) * G + u0, zp + b * 4 * n, bias ? bias + u0 : NULL,
-                                  (t ? cs + (b * T + t - 1) * H : c0 + b * H) + u0, cs + (b * T + t) * H + u0,
-                                  hs + (b * T + t) * H + u0, t + 1 < T ? z + (b * T + t + 1) * G + u0 : NULL);
-        barrier_wait(bar, parts);  /* h_t complete before any part starts step t+1 */
     }
 }
 
@@ -474,3 +456,103 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
         lk_sgemm_prepacked(0, B, n, G, dz + t * G, T * G, packed, 0.0f, dh + u0, H);
     }
 }
+
+/*
+ * The float32 forward with the cell fused into the recurrent GEMM (own GEMM, AVX-512).
+ *
+ * The recurrent kernel is packed with its columns regrouped (lstm_pack_fused_f32): panel j holds the four
+ * gate columns (i, f, g, o) of units 16j..16j+16, one vector each. A register tile of the product,
+ * h_{t-1} rows @ panel j, is then every gate pre-activation of those 16 units for up to MR sequences: the
+ * cell (equations 1-6) runs on it while it is still in registers, and the recurrent term is never stored
+ * and read back. z, hs and cs keep the public layouts (gate blocks of H in z).
+ *
+ * A call runs rows [b0, b1) and unit blocks [j0, j1) for all T steps. Split by sequences, each thread has
+ * all blocks and no barrier (bar NULL); split by units, each has all rows and a range of blocks, and the
+ * parts meet at the barrier once per step.
+ */
+#if defined(__AVX512F__)
+static inline int64_t unit_blocks(int64_t H) { return (H + 15) / 16; }
+
+int64_t lstm_fused_packed_size(int64_t H) { return H * 4 * 16 * unit_blocks(H); }
+
+/* U (H x 4H, gate blocks i, f, g, o) packed as lk_sgemm_pack would pack the (H x 4Hp) matrix whose
+   columns 64j..64j+64 are U's columns q*H + 16j + l (q the gate, l < 16; zero past unit H). */
+void lstm_pack_fused_f32(int64_t H, const float *U, float *packed) {
+    const int64_t n = 4 * 16 * unit_blocks(H);  /* columns of the regrouped matrix, a whole number of panels */
+    for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {
+        const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
+        for (int64_t j = 0; j < unit_blocks(H); j++) {
+            const int64_t left = H - 16 * j;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            float *panel = packed + p0 * n + j * kc * LK_NR;
+            for (int64_t p = 0; p < kc; p++)
+                for (int q = 0; q < 4; q++)
+                    _mm512_storeu_ps(panel + p * LK_NR + 16 * q,
+                                     _mm512_maskz_loadu_ps(m, U + (p0 + p) * 4 * H + q * H + 16 * j));
+        }
+    }
+}
+
+/* Rows b..b+mr of step t, unit block j: the tile's product over all of H (in blocks of KC rows, as packed),
+   then the cell on it. a: h_{t-1} of row b, rows lda apart. */
+static inline __attribute__((always_inline)) void fused_tile(const int mr, int64_t T, int64_t H, int64_t t,
+                                                             int64_t b, int64_t j, __mmask16 m, const float *a,
+                                                             int64_t lda, const float *packed, float *z,
+                                                             const float *bias, const float *c0, float *hs,
+                                                             float *cs) {
+    const int64_t G = 4 * H, n = 4 * 16 * unit_blocks(H), u = 16 * j;
+    __m512 acc[LK_MR][LK_NRV];
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < LK_NRV; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {  /* h_{t-1} @ recurrent_kernel, this tile */
+        const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
+        lk_tile_product(mr, 0, kc, a + p0, lda, packed + p0 * n + j * kc * LK_NR, acc);
+    }
+    for (int r = 0; r < mr; r++) {
+        const int64_t row = b + r;
+        float *zr = z + (row * T + t) * G + u;  /* x_t @ kernel of these units, gate q at zr + q * H */
+        __m512 pre[4];
+        for (int q = 0; q < 4; q++) {
+            pre[q] = _mm512_add_ps(acc[r][q], _mm512_maskz_loadu_ps(m, zr + q * H));
+            if (bias) pre[q] = _mm512_add_ps(pre[q], _mm512_maskz_loadu_ps(m, bias + q * H + u));
+            if (t + 1 < T) prefetch_line((const char *)(zr + G + q * H));  /* the same units, next step */
+        }
+        cell16(pre, m, zr, H, t ? cs + (row * T + t - 1) * H + u : c0 + row * H + u, cs + (row * T + t) * H + u,
+               hs + (row * T + t) * H + u);
+    }
+}
+
+/* On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o. packed: from
+   lstm_pack_fused_f32. bias (4H) may be NULL; bar NULL when this call is the only one on its rows. */
+void lstm_forward_fused_f32(int64_t T, int64_t B, int64_t H, float *z, const float *packed, const float *bias,
+                            const float *h0, const float *c0, float *hs, float *cs, int64_t b0, int64_t b1,
+                            int64_t j0, int64_t j1, int *bar, int parts) {
+    (void)B;
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t lda = t ? T * H : H;
+        for (int64_t j = j0; j < j1; j++) {  /* a panel (H x 64 floats) is reused by every row tile */
+            const int64_t left = H - 16 * j;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            for (int64_t b = b0; b < b1; b += LK_MR) {
+                const float *a = t ? hs + (b * T + t - 1) * H : h0 + b * H;  /* h_{t-1} of row b */
+                switch (b1 - b < LK_MR ? (int)(b1 - b) : LK_MR) {
+#define FUSED_TILE(R) \
+    case R: fused_tile(R, T, H, t, b, j, m, a, lda, packed, z, bias, c0, hs, cs); break;
+                    FUSED_TILE(1) FUSED_TILE(2) FUSED_TILE(3) FUSED_TILE(4) FUSED_TILE(5) FUSED_TILE(6)
+#undef FUSED_TILE
+                }
+            }
+        }
+        if (bar) barrier_wait(bar, parts);  /* h_t complete before any part starts step t+1 */
+    }
+}
+#else /* no AVX-512: never called (lstmlab.functional.fast checks lk_sgemm_available) */
+int64_t lstm_fused_packed_size(int64_t H) { (void)H; return 0; }
+void lstm_pack_fused_f32(int64_t H, const float *U, float *packed) { (void)H; (void)U; (void)packed; }
+void lstm_forward_fused_f32(int64_t T, int64_t B, int64_t H, float *z, const float *packed, const float *bias,
+                            const float *h0, const float *c0, float *hs, float *cs, int64_t b0, int64_t b1,
+                            int64_t j0, int64_t j1, int *bar, int parts) {
+    (void)T; (void)B; (void)H; (void)z; (void)packed; (void)bias; (void)h0; (void)c0; (void)hs; (void)cs;
+    (void)b0; (void)b1; (void)j0; (void)j1; (void)bar; (void)parts;
+}
+#endif

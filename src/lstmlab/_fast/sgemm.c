@@ -37,15 +37,7 @@
 #include "sgemm.h"
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-
-enum {
-    NRV = 4,        /* vectors of 16 floats per row of the register tile */
-    NR = 16 * NRV,  /* columns of a packed panel */
-    MR = 6,         /* rows of the register tile */
-    KC = 256,       /* rows of B per packed block (a panel, KC x NR floats = 64 KiB, streams from L2) */
-    MC = 96,        /* rows of A per pass over the packed block */
-};
+enum { NRV = LK_NRV, NR = LK_NR, MR = LK_MR, KC = LK_KC, MC = 96 /* rows of A per pass over the packed block */ };
 
 int lk_sgemm_available(void) { return 1; }
 
@@ -68,14 +60,7 @@ static inline __attribute__((always_inline)) void micro_kernel(const int mr, con
             if (mask[v]) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(c + r * ldc + 16 * v)));
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NRV; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b[NRV];
-        for (int v = 0; v < NRV; v++) b[v] = _mm512_loadu_ps(panel + p * NR + 16 * v);
-        for (int r = 0; r < mr; r++) {
-            const __m512 ar = _mm512_set1_ps(ta ? a[p * lda + r] : a[r * lda + p]);
-            for (int v = 0; v < NRV; v++) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
-        }
-    }
+    lk_tile_product(mr, ta, kc, a, lda, panel, acc);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NRV; v++) {
             float *out = c + r * ldc + 16 * v;

@@ -20,4 +20,34 @@ void lk_sgemm_prepacked(int ta, int64_t m, int64_t n, int64_t k, const float *a,
 void lk_sgemm_prepacked_steps(int64_t count, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                               int64_t stride_a, const float *packed, float beta, float *c, int64_t ldc,
                               int64_t stride_c);
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* The packed layout and register tile (see sgemm.c), shared with the fused LSTM loop (lstm_kernels.c). */
+enum {
+    LK_NRV = 4,            /* vectors of 16 floats per row of the register tile */
+    LK_NR = 16 * LK_NRV,   /* columns of a packed panel */
+    LK_MR = 6,             /* rows of the register tile */
+    LK_KC = 256,           /* rows of B per packed block (a panel, KC x NR floats = 64 KiB, streams from L2) */
+};
+
+/* acc[r][v] += A[r, 0:kc] @ panel[0:kc, 16v:16v+16] for r < mr: one packed row of the panel (NRV
+   vectors) per p, times one broadcast element of A per row. `ta`: A is stored transposed,
+   A[r, p] = a[p * lda + r]. mr and ta must be compile-time constants where it is inlined. (Two sets of
+   sums for even and odd p, to cover the FMA latency when mr is 1, measured no faster: a one-row product
+   waits for the panel to stream from L2, not for the FMAs.) */
+static inline __attribute__((always_inline)) void lk_tile_product(const int mr, const int ta, int64_t kc,
+                                                                  const float *a, int64_t lda,
+                                                                  const float *panel, __m512 acc[][LK_NRV]) {
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b[LK_NRV];
+        for (int v = 0; v < LK_NRV; v++) b[v] = _mm512_loadu_ps(panel + p * LK_NR + 16 * v);
+        for (int r = 0; r < mr; r++) {
+            const __m512 ar = _mm512_set1_ps(ta ? a[p * lda + r] : a[r * lda + p]);
+            for (int v = 0; v < LK_NRV; v++) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
+        }
+    }
+}
+#endif
 #endif

@@ -318,35 +318,47 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     else:
         z, cs = _scratch("gates", (B, T, 4 * H), dtype), _scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
-    parts = _unit_parts(B, T, H, dtype)
-    if parts:
-        x2, z2 = x.reshape(B * T, D), z.reshape(B * T, 4 * H)  # input projection of all steps, rows split
-        _run(lambda lo, hi: matmul(x2[lo:hi], kernel, out=z2[lo:hi]), B * T)
-        packs = _packed_slices(U, parts, transpose=False)
-        zps = [_scratch(f"zp{p}", (B, 4 * (u1 - u0)), dtype) for p, (u0, u1) in enumerate(parts)]
-        bar = np.zeros(2, np.int32)
-
-        def part(p):
-            _fast.KERNELS.lstm_forward_units_f32(T, B, H, _ptr(z), _ptr(packs[p]), _ptr(bias_c), _ptr(h0c),
-                                                 _ptr(c0c), _ptr(hs), _ptr(cs), _ptr(zps[p]), *parts[p],
-                                                 _ptr(bar), len(parts))
-
-        _run_parts(part, len(parts))
+    if _own_gemm(dtype) and T >= PACK_MIN_STEPS:
+        _lstm_loop_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs)
     else:
         kern = _kernel("lstm_forward", dtype)
-        packed = _packed(U, False, T)  # shared read-only by the threads
 
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
             matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
-            zp = None if packed is None else _scratch("zp", (b1 - b0, 4 * H), dtype)  # this thread's h @ U
-            kern(T, B, H, _ptr(z), _ptr(U), _ptr(packed), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs),
-                 _ptr(cs), _ptr(zp), b0, b1)
+            kern(T, B, H, _ptr(z), _ptr(U), _ptr(bias_c), _ptr(h0c), _ptr(c0c), _ptr(hs), _ptr(cs), b0, b1)
 
         _run(job, B)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None) if need_cache else None
     return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
+
+
+def _lstm_loop_fused(x, kernel, U, bias, h0, c0, z, hs, cs):
+    """The float32 time loop with the cell fused into the recurrent GEMM (``lstm_forward_fused_f32``): the
+    recurrent kernel packed once, its gate columns regrouped by 16 units; the loop split by sequences, or
+    by units when the batch is too small (see :func:`_unit_parts`). Fills z (gates), hs and cs."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    packed = _scratch("packed", (int(_fast.KERNELS.lstm_fused_packed_size(H)),), np.float32)
+    _fast.KERNELS.lstm_pack_fused_f32(H, U.ctypes.data, packed.ctypes.data)
+    loop = _fast.KERNELS.lstm_forward_fused_f32
+    args = (T, B, H, _ptr(z), _ptr(packed), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(hs), _ptr(cs))
+    blocks = -(-H // 16)  # unit blocks of 16, the last one partial when 16 does not divide H
+    parts = _unit_parts(B, T, H, x.dtype)
+    if parts:
+        x2, z2 = x.reshape(B * T, D), z.reshape(B * T, 4 * H)  # input projection of all steps, rows split
+        _run(lambda lo, hi: matmul(x2[lo:hi], kernel, out=z2[lo:hi]), B * T)
+        bar = np.zeros(2, np.int32)
+        _run_parts(lambda p: loop(*args, 0, B, parts[p][0] // 16, -(-parts[p][1] // 16), _ptr(bar), len(parts)),
+                   len(parts))
+        return
+
+    def job(b0, b1):
+        matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))  # (b*T, D) @ (D, 4H)
+        loop(*args, b0, b1, 0, blocks, None, 1)
+
+    _run(job, B)
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache):
