@@ -123,7 +123,10 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
         pytest.skip("the unit-split loop needs the own GEMM")
     calls = []
     run_parts = fast._run_parts
-    monkeypatch.setattr(fast, "_run_parts", lambda job, n: (calls.append(n), run_parts(job, n)))
+    monkeypatch.setattr(fast, "_run_parts", lambda job, n: (calls.append(("backward", n)), run_parts(job, n)))
+    forward = _fast.KERNELS.lstm_forward_fused_run_f32  # its last arguments: parts, by_units, edges
+    monkeypatch.setattr(_fast.KERNELS, "lstm_forward_fused_run_f32",
+                        lambda *a: (calls.append(("forward", a[-3], a[-2])), forward(*a))[1])
     monkeypatch.setattr(fast, "UNIT_SPLIT", "always")
     monkeypatch.setattr(fast, "_THREADS", 2)
     p = random_problem("lstm", B, T, D, H, seed=B + T + H, dtype=np.float32, scale=1.0 / np.sqrt(H + D))
@@ -131,7 +134,7 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
     dhs = rng.standard_normal((B, T, H)).astype(np.float32)
     dfin = [rng.standard_normal((B, H)).astype(np.float32) for _ in range(2)]
     hs, fin, gf, rhs, rfin, gr = run_both("lstm", p, dhs, dfin)
-    assert calls == [2, 2]  # forward and backward both ran split, in two parts
+    assert calls == [("forward", 2, 1), ("backward", 2)]  # both ran split by units, in two parts
     assert_close("outputs", hs, rhs, 1e-5)
     for a, b in zip(fin, rfin):
         assert_close("final state", a, b, 1e-5)

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "pool.h"
 #include "sgemm.h"
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
@@ -149,7 +150,7 @@ static __attribute__((noinline)) void lstm_cell_backward_generic_##SFX(         
 }                                                                                                        \
                                                                                                          \
 /* LSTM forward, one GEMM per step accumulating into z_t (BLAS; float64, or float32 without the own GEMM:  \
-   with it, lstm_forward_fused_f32 below runs instead). On entry z[b, t] holds x_t @ kernel; on exit the   \
+   with it, lstm_forward_fused_run_f32 below runs instead). On entry z[b, t] holds x_t @ kernel; on exit the   \
    activated gates i, f, g, o. bias (4H) may be NULL. */                                                 \
 void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const REAL *bias,        \
                         const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, int64_t b1) {    \
@@ -413,28 +414,6 @@ DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)
  * kernel (half the bytes per core) and their gates, cells and outputs for every sequence. Each step needs
  * all of h_{t-1} (backward: all of dz_t), so the parts meet at a barrier once per step.
  */
-#include <sched.h>
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Centralized barrier on two ints (arrived, phase) shared by the parts; spins, then yields. */
-static void barrier_wait(int *bar, int parts) {
-    const int phase = __atomic_load_n(bar + 1, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(bar, 1, __ATOMIC_ACQ_REL) == parts) {
-        __atomic_store_n(bar, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(bar + 1, phase + 1, __ATOMIC_RELEASE);
-        return;
-    }
-    for (long spins = 0; __atomic_load_n(bar + 1, __ATOMIC_ACQUIRE) == phase; spins++) {
-        if (spins > 20000) sched_yield();  /* the other part was descheduled: give the core back */
-        else cpu_relax();
-    }
-}
-
 /* Backward of units [u0, u1). packed: rows u0..u1 of the recurrent kernel, transposed (4H x n). dh, dc
    (B, H): this part reads and writes only its columns. */
 void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *packed,
@@ -452,7 +431,7 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
                                    t > 1 ? cs + (b * T + t - 2) * H + u0 : NULL,
                                    dhs && t ? dhs + (b * T + t - 1) * H + u0 : NULL);
         }
-        barrier_wait(bar, parts);  /* dz_t complete: every part's dh needs all gates */
+        lk_barrier_wait(bar, parts);  /* dz_t complete: every part's dh needs all gates */
         lk_sgemm_prepacked(0, B, n, G, dz + t * G, T * G, packed, 0.0f, dh + u0, H);
     }
 }
@@ -460,7 +439,7 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
 /*
  * The float32 forward with the cell fused into the recurrent GEMM (own GEMM, AVX-512).
  *
- * The recurrent kernel is packed with its columns regrouped (lstm_pack_fused_f32): panel j holds the four
+ * The recurrent kernel is packed with its columns regrouped (pack_fused): panel j holds the four
  * gate columns (i, f, g, o) of units 16j..16j+16, one vector each. A register tile of the product,
  * h_{t-1} rows @ panel j, is then every gate pre-activation of those 16 units for up to MR sequences: the
  * cell (equations 1-6) runs on it while it is still in registers, and the recurrent term is never stored
@@ -477,7 +456,7 @@ int64_t lstm_fused_packed_size(int64_t H) { return H * 4 * 16 * unit_blocks(H); 
 
 /* U (H x 4H, gate blocks i, f, g, o) packed as lk_sgemm_pack would pack the (H x 4Hp) matrix whose
    columns 64j..64j+64 are U's columns q*H + 16j + l (q the gate, l < 16; zero past unit H). */
-void lstm_pack_fused_f32(int64_t H, const float *U, float *packed) {
+static void pack_fused(int64_t H, const float *U, float *packed) {
     const int64_t n = 4 * 16 * unit_blocks(H);  /* columns of the regrouped matrix, a whole number of panels */
     for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {
         const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
@@ -499,11 +478,13 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, int64
                                                              int64_t b, int64_t j, __mmask16 m, const float *a,
                                                              int64_t lda, const float *packed, float *z,
                                                              const float *bias, const float *c0, float *hs,
-                                                             float *cs) {
+                                                             float *cs, int keep_gates) {
     const int64_t G = 4 * H, n = 4 * 16 * unit_blocks(H), u = 16 * j;
     __m512 acc[LK_MR][LK_NRV];
-    for (int r = 0; r < mr; r++)
-        for (int q = 0; q < LK_NRV; q++) acc[r][q] = _mm512_setzero_ps();
+    for (int q = 0; q < LK_NRV; q++) {  /* the sums start from the bias */
+        const __m512 bq = bias ? _mm512_maskz_loadu_ps(m, bias + q * H + u) : _mm512_setzero_ps();
+        for (int r = 0; r < mr; r++) acc[r][q] = bq;
+    }
     for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {  /* h_{t-1} @ recurrent_kernel, this tile */
         const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
         lk_tile_product(mr, 0, kc, a + p0, lda, packed + p0 * n + j * kc * LK_NR, acc);
@@ -514,20 +495,19 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, int64
         __m512 pre[4];
         for (int q = 0; q < 4; q++) {
             pre[q] = _mm512_add_ps(acc[r][q], _mm512_maskz_loadu_ps(m, zr + q * H));
-            if (bias) pre[q] = _mm512_add_ps(pre[q], _mm512_maskz_loadu_ps(m, bias + q * H + u));
             if (t + 1 < T) prefetch_line((const char *)(zr + G + q * H));  /* the same units, next step */
         }
-        cell16(pre, m, zr, H, t ? cs + (row * T + t - 1) * H + u : c0 + row * H + u, cs + (row * T + t) * H + u,
+        cell16(pre, m, keep_gates ? zr : NULL, H, t ? cs + (row * T + t - 1) * H + u : c0 + row * H + u, cs + (row * T + t) * H + u,
                hs + (row * T + t) * H + u);
     }
 }
 
-/* On entry z[b, t] holds x_t @ kernel; on exit the activated gates i, f, g, o. packed: from
-   lstm_pack_fused_f32. bias (4H) may be NULL; bar NULL when this call is the only one on its rows. */
-void lstm_forward_fused_f32(int64_t T, int64_t B, int64_t H, float *z, const float *packed, const float *bias,
-                            const float *h0, const float *c0, float *hs, float *cs, int64_t b0, int64_t b1,
-                            int64_t j0, int64_t j1, int *bar, int parts) {
-    (void)B;
+/* Rows [b0, b1), unit blocks [j0, j1), all T steps. On entry z[b, t] holds x_t @ kernel; on exit, with
+   keep_gates, the activated gates i, f, g, o (inference leaves z as it is: nothing reads them). packed: from
+   pack_fused. bias (4H) may be NULL; bar NULL when this call is the only one on its rows. */
+static void fused_loop(int64_t T, int64_t H, float *z, const float *packed, const float *bias, const float *h0,
+                       const float *c0, float *hs, float *cs, int keep_gates, int64_t b0, int64_t b1, int64_t j0,
+                       int64_t j1, int *bar, int parts) {
     for (int64_t t = 0; t < T; t++) {
         const int64_t lda = t ? T * H : H;
         for (int64_t j = j0; j < j1; j++) {  /* a panel (H x 64 floats) is reused by every row tile */
@@ -537,22 +517,66 @@ void lstm_forward_fused_f32(int64_t T, int64_t B, int64_t H, float *z, const flo
                 const float *a = t ? hs + (b * T + t - 1) * H : h0 + b * H;  /* h_{t-1} of row b */
                 switch (b1 - b < LK_MR ? (int)(b1 - b) : LK_MR) {
 #define FUSED_TILE(R) \
-    case R: fused_tile(R, T, H, t, b, j, m, a, lda, packed, z, bias, c0, hs, cs); break;
+    case R: fused_tile(R, T, H, t, b, j, m, a, lda, packed, z, bias, c0, hs, cs, keep_gates); break;
                     FUSED_TILE(1) FUSED_TILE(2) FUSED_TILE(3) FUSED_TILE(4) FUSED_TILE(5) FUSED_TILE(6)
 #undef FUSED_TILE
                 }
             }
         }
-        if (bar) barrier_wait(bar, parts);  /* h_t complete before any part starts step t+1 */
+        if (bar) lk_barrier_wait(bar, parts);  /* h_t complete before any part starts step t+1 */
     }
+}
+
+/* One forward call's arguments, shared by its parts (lk_parallel). */
+struct fused_forward {
+    int64_t T, B, D, H;
+    const float *x, *packed_kernel, *packed, *bias, *h0, *c0;
+    float *z, *hs, *cs;
+    const int64_t *edges;  /* part p: rows, or unit blocks when by_units, [edges[p], edges[p + 1]) */
+    int by_units, keep_gates;
+    int bar[2];
+};
+
+static void fused_forward_part(void *ctx, int p, int parts) {
+    struct fused_forward *f = ctx;
+    const int64_t T = f->T, D = f->D, G = 4 * f->H;
+    if (!f->by_units) {  /* rows b0..b1: their input projection, then the whole time loop, no barrier */
+        const int64_t b0 = f->edges[p], b1 = f->edges[p + 1];
+        lk_sgemm_prepacked(0, (b1 - b0) * T, G, D, f->x + b0 * T * D, D, f->packed_kernel, 0.0f, f->z + b0 * T * G, G);
+        fused_loop(T, f->H, f->z, f->packed, f->bias, f->h0, f->c0, f->hs, f->cs, f->keep_gates, b0, b1, 0,
+                   unit_blocks(f->H), NULL, 1);
+        return;
+    }
+    /* split by units: the input projection by rows of all B*T, complete before any part's first step */
+    const int64_t n = f->B * T, r0 = n * p / parts, r1 = n * (p + 1) / parts;
+    lk_sgemm_prepacked(0, r1 - r0, G, D, f->x + r0 * D, D, f->packed_kernel, 0.0f, f->z + r0 * G, G);
+    lk_barrier_wait(f->bar, parts);
+    fused_loop(T, f->H, f->z, f->packed, f->bias, f->h0, f->c0, f->hs, f->cs, f->keep_gates, 0, f->B, f->edges[p],
+               f->edges[p + 1], f->bar, parts);
+}
+
+/* The whole float32 forward in one call, on `parts` threads: pack the kernel (D x 4H, stored transposed
+   when kernel_t, rows ld apart) and the recurrent kernel into the buffers given, then per part the input
+   projection and the fused loop. z (B, T, 4H): the gates on exit. Returns 0, or -1 when the pool could not
+   start its threads. keep_gates: see fused_loop. */
+int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
+                               int kernel_t, int64_t ld, const float *U, const float *bias, const float *h0,
+                               const float *c0, float *z, float *hs, float *cs, int keep_gates,
+                               float *packed_kernel, float *packed, int parts, int by_units, const int64_t *edges) {
+    lk_sgemm_pack(kernel_t, D, 4 * H, kernel, ld, packed_kernel);
+    pack_fused(H, U, packed);
+    struct fused_forward f = {T, B, D, H, x, packed_kernel, packed, bias, h0, c0, z, hs, cs, edges, by_units, keep_gates, {0, 0}};
+    return lk_parallel(fused_forward_part, &f, parts);
 }
 #else /* no AVX-512: never called (lstmlab.functional.fast checks lk_sgemm_available) */
 int64_t lstm_fused_packed_size(int64_t H) { (void)H; return 0; }
-void lstm_pack_fused_f32(int64_t H, const float *U, float *packed) { (void)H; (void)U; (void)packed; }
-void lstm_forward_fused_f32(int64_t T, int64_t B, int64_t H, float *z, const float *packed, const float *bias,
-                            const float *h0, const float *c0, float *hs, float *cs, int64_t b0, int64_t b1,
-                            int64_t j0, int64_t j1, int *bar, int parts) {
-    (void)T; (void)B; (void)H; (void)z; (void)packed; (void)bias; (void)h0; (void)c0; (void)hs; (void)cs;
-    (void)b0; (void)b1; (void)j0; (void)j1; (void)bar; (void)parts;
+int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
+                               int kernel_t, int64_t ld, const float *U, const float *bias, const float *h0,
+                               const float *c0, float *z, float *hs, float *cs, int keep_gates,
+                               float *packed_kernel, float *packed, int parts, int by_units, const int64_t *edges) {
+    (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)kernel_t; (void)ld; (void)U; (void)bias;
+    (void)h0; (void)c0; (void)z; (void)hs; (void)cs; (void)keep_gates; (void)packed_kernel; (void)packed;
+    (void)parts; (void)by_units; (void)edges;
+    return -1;
 }
 #endif

@@ -319,7 +319,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         z, cs = _scratch("gates", (B, T, 4 * H), dtype), _scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     if _own_gemm(dtype) and T >= PACK_MIN_STEPS:
-        _lstm_loop_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs)
+        _lstm_loop_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, keep_gates=need_cache)
     else:
         kern = _kernel("lstm_forward", dtype)
 
@@ -334,31 +334,29 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
 
 
-def _lstm_loop_fused(x, kernel, U, bias, h0, c0, z, hs, cs):
-    """The float32 time loop with the cell fused into the recurrent GEMM (``lstm_forward_fused_f32``): the
-    recurrent kernel packed once, its gate columns regrouped by 16 units; the loop split by sequences, or
-    by units when the batch is too small (see :func:`_unit_parts`). Fills z (gates), hs and cs."""
+def _lstm_loop_fused(x, kernel, U, bias, h0, c0, z, hs, cs, keep_gates):
+    """The float32 forward in one C call (``lstm_forward_fused_run_f32``), with the cell fused into the
+    recurrent GEMM: both kernels packed once, the recurrent one with its gate columns regrouped by 16 units;
+    the batch split across the C worker threads (``pool.c``), or the units when the batch is too small (see
+    :func:`_unit_parts`). Fills hs, cs and, with keep_gates, z (the gates)."""
     B, T, D = x.shape
     H = U.shape[0]
-    packed = _scratch("packed", (int(_fast.KERNELS.lstm_fused_packed_size(H)),), np.float32)
-    _fast.KERNELS.lstm_pack_fused_f32(H, U.ctypes.data, packed.ctypes.data)
-    loop = _fast.KERNELS.lstm_forward_fused_f32
-    args = (T, B, H, _ptr(z), _ptr(packed), _ptr(bias), _ptr(h0), _ptr(c0), _ptr(hs), _ptr(cs))
-    blocks = -(-H // 16)  # unit blocks of 16, the last one partial when 16 does not divide H
+    lk = _fast.KERNELS
+    layout = _layout(kernel)
+    if layout is None:
+        kernel, layout = np.ascontiguousarray(kernel), (0, kernel.shape[1])
+    packed_kernel = _scratch("packed_kernel", (int(lk.lk_sgemm_packed_size(D, 4 * H)),), np.float32)
+    packed = _scratch("packed", (int(lk.lstm_fused_packed_size(H)),), np.float32)
     parts = _unit_parts(B, T, H, x.dtype)
-    if parts:
-        x2, z2 = x.reshape(B * T, D), z.reshape(B * T, 4 * H)  # input projection of all steps, rows split
-        _run(lambda lo, hi: matmul(x2[lo:hi], kernel, out=z2[lo:hi]), B * T)
-        bar = np.zeros(2, np.int32)
-        _run_parts(lambda p: loop(*args, 0, B, parts[p][0] // 16, -(-parts[p][1] // 16), _ptr(bar), len(parts)),
-                   len(parts))
-        return
-
-    def job(b0, b1):
-        matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))  # (b*T, D) @ (D, 4H)
-        loop(*args, b0, b1, 0, blocks, None, 1)
-
-    _run(job, B)
+    if parts:  # unit blocks of 16; the last one partial when 16 does not divide H
+        edges = [u0 // 16 for u0, _ in parts] + [-(-H // 16)]
+    else:
+        edges = [b0 for b0, _ in _split(B)] + [B]
+    edges = np.array(edges, np.int64)
+    if lk.lstm_forward_fused_run_f32(T, B, D, H, _ptr(x), _ptr(kernel), layout[0], layout[1], _ptr(U), _ptr(bias),
+                                     _ptr(h0), _ptr(c0), _ptr(z), _ptr(hs), _ptr(cs), int(keep_gates), _ptr(packed_kernel),
+                                     _ptr(packed), len(edges) - 1, int(bool(parts)), _ptr(edges)) != 0:
+        raise RuntimeError("lstmlab's C kernels could not start their worker threads")
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache):
