@@ -151,24 +151,29 @@ def test_auto_splits_by_units_only_for_small_batches(monkeypatch):
     assert fast._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
 
 
-def test_float32_cell_activations_are_accurate_everywhere():
+@pytest.mark.parametrize("T", [1, 4], ids=["step-loop", "fused-loop"])
+def test_float32_cell_activations_are_accurate_everywhere(T):
     # The float32 cell computes exp, sigmoid and tanh itself (lstm_kernels.c). With kernel = identity and no
     # recurrence at t = 0, the gate pre-activations are the inputs: sweep them from -100 to 100 (saturation,
-    # the small-|x| tanh branch, the switch at 0.4, odd widths for the masked tail) against float64.
+    # the small-|x| tanh branch, the switch at 0.4, odd widths for the masked tail) against float64. One step
+    # runs the loop with a GEMM call per step; four run the fused loop (its register-tile epilogue): step 0
+    # is checked.
     H = 1000
     v = np.concatenate([np.linspace(-100, 100, 400), np.linspace(-1, 1, 400), np.linspace(-0.41, 0.41, 200)])
     rng = np.random.default_rng(0)
     x = np.stack([v, rng.permutation(v), rng.permutation(v), rng.permutation(v)], axis=0).reshape(1, 1, 4 * H)
+    x = np.repeat(x, T, axis=1)  # (1, T, 4H)
     c0 = rng.uniform(-3, 3, (1, H))
     p = dict(x=x.astype(np.float32), kernel=np.eye(4 * H, dtype=np.float32),
              recurrent_kernel=np.zeros((H, 4 * H), np.float32), c0=c0.astype(np.float32))
     hs, (h, c), _ = fast.lstm_forward(**p, need_cache=False)
-    zi, zf, zg, zo = x.reshape(4, H).astype(np.float64)
+    zi, zf, zg, zo = x[:, 0].reshape(4, H).astype(np.float64)
     sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
     c_ref = sig(zf) * c0[0].astype(np.float32) + sig(zi) * np.tanh(zg)
     h_ref = sig(zo) * np.tanh(c_ref)
-    np.testing.assert_allclose(c[0], c_ref, rtol=3e-7, atol=4e-7)  # terms up to 3: float32 spacing 2.4e-7
-    np.testing.assert_allclose(h[0], h_ref, rtol=3e-7, atol=4e-7)
+    if T == 1:
+        np.testing.assert_allclose(c[0], c_ref, rtol=3e-7, atol=4e-7)  # terms up to 3: float32 spacing 2.4e-7
+    np.testing.assert_allclose(hs[0, 0], h_ref, rtol=3e-7, atol=4e-7)
     assert np.all(np.isfinite(hs))
 
 

@@ -71,10 +71,10 @@ def _load():
     C = ctypes.c_int
     lib.lstm_backward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
     lib.lstm_backward_units_f32.restype = None
-    lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, C, I] + [P] * 7 + [C, P, P, C, C, P]
+    lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 7 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lk_pool_set_spin.argtypes, lib.lk_pool_set_spin.restype = [I], None
-    lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I], I
+    lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
     lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
     lib.lk_sgemm.restype = ctypes.c_int

@@ -437,13 +437,19 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
 }
 
 /*
- * The float32 forward with the cell fused into the recurrent GEMM (own GEMM, AVX-512).
+ * The float32 forward with the input projection and the cell fused into the recurrent GEMM (own GEMM,
+ * AVX-512).
  *
- * The recurrent kernel is packed with its columns regrouped (pack_fused): panel j holds the four
- * gate columns (i, f, g, o) of units 16j..16j+16, one vector each. A register tile of the product,
- * h_{t-1} rows @ panel j, is then every gate pre-activation of those 16 units for up to MR sequences: the
- * cell (equations 1-6) runs on it while it is still in registers, and the recurrent term is never stored
- * and read back. z, hs and cs keep the public layouts (gate blocks of H in z).
+ * Both kernels are packed with their columns regrouped (pack_fused): panel j holds the four gate columns
+ * (i, f, g, o) of units 16j..16j+16, one vector each. A register tile of
+ *
+ *     [x_t, h_{t-1}] rows @ [kernel; recurrent_kernel] panel j  (+ bias)
+ *
+ * is then every gate pre-activation of those 16 units for up to MR sequences, and the cell (equations
+ * 1-6) runs on it while it is still in registers: neither the input projection nor the recurrent term is
+ * ever stored and read back (before, the projection of all steps was one GEMM ahead of the loop, and its
+ * B*T*4H floats went out to memory and back: see the README). hs, cs and, for training, the gates keep
+ * the public layouts (z: gate blocks of H).
  *
  * A call runs rows [b0, b1) and unit blocks [j0, j1) for all T steps. Split by sequences, each thread has
  * all blocks and no barrier (bar NULL); split by units, each has all rows and a range of blocks, and the
@@ -452,14 +458,14 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
 #if defined(__AVX512F__)
 static inline int64_t unit_blocks(int64_t H) { return (H + 15) / 16; }
 
-int64_t lstm_fused_packed_size(int64_t H) { return H * 4 * 16 * unit_blocks(H); }
+int64_t lstm_fused_packed_size(int64_t k, int64_t H) { return k * 4 * 16 * unit_blocks(H); }
 
-/* U (H x 4H, gate blocks i, f, g, o) packed as lk_sgemm_pack would pack the (H x 4Hp) matrix whose
-   columns 64j..64j+64 are U's columns q*H + 16j + l (q the gate, l < 16; zero past unit H). */
-static void pack_fused(int64_t H, const float *U, float *packed) {
+/* src (k x 4H, gate blocks i, f, g, o, rows ld apart) packed as lk_sgemm_pack would pack the (k x 4Hp)
+   matrix whose columns 64j..64j+64 are src's columns q*H + 16j + l (q the gate, l < 16; zero past unit H). */
+static void pack_fused(int64_t k, int64_t H, const float *src, int64_t ld, float *packed) {
     const int64_t n = 4 * 16 * unit_blocks(H);  /* columns of the regrouped matrix, a whole number of panels */
-    for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {
-        const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
+    for (int64_t p0 = 0; p0 < k; p0 += LK_KC) {
+        const int64_t kc = k - p0 < LK_KC ? k - p0 : LK_KC;
         for (int64_t j = 0; j < unit_blocks(H); j++) {
             const int64_t left = H - 16 * j;
             const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -467,57 +473,72 @@ static void pack_fused(int64_t H, const float *U, float *packed) {
             for (int64_t p = 0; p < kc; p++)
                 for (int q = 0; q < 4; q++)
                     _mm512_storeu_ps(panel + p * LK_NR + 16 * q,
-                                     _mm512_maskz_loadu_ps(m, U + (p0 + p) * 4 * H + q * H + 16 * j));
+                                     _mm512_maskz_loadu_ps(m, src + (p0 + p) * ld + q * H + 16 * j));
         }
     }
 }
 
-/* Rows b..b+mr of step t, unit block j: the tile's product over all of H (in blocks of KC rows, as packed),
-   then the cell on it. a: h_{t-1} of row b, rows lda apart. */
-static inline __attribute__((always_inline)) void fused_tile(const int mr, int64_t T, int64_t H, int64_t t,
-                                                             int64_t b, int64_t j, __mmask16 m, const float *a,
-                                                             int64_t lda, const float *packed, float *z,
-                                                             const float *bias, const float *c0, float *hs,
-                                                             float *cs, int keep_gates) {
-    const int64_t G = 4 * H, n = 4 * 16 * unit_blocks(H), u = 16 * j;
-    __m512 acc[LK_MR][LK_NRV];
-    for (int q = 0; q < LK_NRV; q++) {  /* the sums start from the bias */
-        const __m512 bq = bias ? _mm512_maskz_loadu_ps(m, bias + q * H + u) : _mm512_setzero_ps();
-        for (int r = 0; r < mr; r++) acc[r][q] = bq;
-    }
-    for (int64_t p0 = 0; p0 < H; p0 += LK_KC) {  /* h_{t-1} @ recurrent_kernel, this tile */
-        const int64_t kc = H - p0 < LK_KC ? H - p0 : LK_KC;
+/* acc += A (mr rows, lda apart) @ panel j of a matrix packed by pack_fused, over all its k rows. */
+static inline __attribute__((always_inline)) void tile_times(const int mr, int64_t k, int64_t H, int64_t j,
+                                                             const float *a, int64_t lda, const float *packed,
+                                                             __m512 acc[][LK_NRV]) {
+    const int64_t n = 4 * 16 * unit_blocks(H);
+    for (int64_t p0 = 0; p0 < k; p0 += LK_KC) {
+        const int64_t kc = k - p0 < LK_KC ? k - p0 : LK_KC;
         lk_tile_product(mr, 0, kc, a + p0, lda, packed + p0 * n + j * kc * LK_NR, acc);
     }
+}
+
+/* One forward call's arguments, shared by its parts (lk_parallel). */
+struct fused_forward {
+    int64_t T, B, D, H;
+    const float *x, *packed_kernel, *packed, *bias, *h0, *c0;
+    float *z, *hs, *cs;   /* z: the gates, written only with keep_gates (training) */
+    const int64_t *edges; /* part p: rows, or unit blocks when by_units, [edges[p], edges[p + 1]) */
+    int by_units, keep_gates;
+    int bar[2];
+};
+
+/* Rows b..b+mr of step t, unit block j (m: its lanes that are units). */
+static inline __attribute__((always_inline)) void fused_tile(const int mr, const struct fused_forward *f,
+                                                             int64_t t, int64_t b, int64_t j, __mmask16 m) {
+    const int64_t T = f->T, D = f->D, H = f->H, u = 16 * j;
+    __m512 acc[LK_MR][LK_NRV];
+    for (int q = 0; q < LK_NRV; q++) {  /* the sums start from the bias */
+        const __m512 bq = f->bias ? _mm512_maskz_loadu_ps(m, f->bias + q * H + u) : _mm512_setzero_ps();
+        for (int r = 0; r < mr; r++) acc[r][q] = bq;
+    }
+    if (!f->by_units) tile_times(mr, D, H, j, f->x + (b * T + t) * D, T * D, f->packed_kernel, acc);  /* x_t @ kernel */
+    if (t) tile_times(mr, H, H, j, f->hs + (b * T + t - 1) * H, T * H, f->packed, acc);  /* h_{t-1} @ U */
+    else tile_times(mr, H, H, j, f->h0 + b * H, H, f->packed, acc);
     for (int r = 0; r < mr; r++) {
         const int64_t row = b + r;
-        float *zr = z + (row * T + t) * G + u;  /* x_t @ kernel of these units, gate q at zr + q * H */
+        float *zr = f->z + (row * T + t) * 4 * H + u;  /* (NULL + offset when z is NULL: then never used) */
         __m512 pre[4];
         for (int q = 0; q < 4; q++) {
-            pre[q] = _mm512_add_ps(acc[r][q], _mm512_maskz_loadu_ps(m, zr + q * H));
-            if (t + 1 < T) prefetch_line((const char *)(zr + G + q * H));  /* the same units, next step */
+            pre[q] = acc[r][q];
+            if (f->by_units) {  /* x_t @ kernel was computed ahead, for all steps */
+                pre[q] = _mm512_add_ps(pre[q], _mm512_maskz_loadu_ps(m, zr + q * H));
+                if (t + 1 < T) prefetch_line((const char *)(zr + 4 * H + q * H));  /* the same units, next step */
+            }
         }
-        cell16(pre, m, keep_gates ? zr : NULL, H, t ? cs + (row * T + t - 1) * H + u : c0 + row * H + u, cs + (row * T + t) * H + u,
-               hs + (row * T + t) * H + u);
+        cell16(pre, m, f->keep_gates ? zr : NULL, H,
+               t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u,
+               f->hs + (row * T + t) * H + u);
     }
 }
 
-/* Rows [b0, b1), unit blocks [j0, j1), all T steps. On entry z[b, t] holds x_t @ kernel; on exit, with
-   keep_gates, the activated gates i, f, g, o (inference leaves z as it is: nothing reads them). packed: from
-   pack_fused. bias (4H) may be NULL; bar NULL when this call is the only one on its rows. */
-static void fused_loop(int64_t T, int64_t H, float *z, const float *packed, const float *bias, const float *h0,
-                       const float *c0, float *hs, float *cs, int keep_gates, int64_t b0, int64_t b1, int64_t j0,
-                       int64_t j1, int *bar, int parts) {
-    for (int64_t t = 0; t < T; t++) {
-        const int64_t lda = t ? T * H : H;
-        for (int64_t j = j0; j < j1; j++) {  /* a panel (H x 64 floats) is reused by every row tile */
-            const int64_t left = H - 16 * j;
+/* Rows [b0, b1), unit blocks [j0, j1), all T steps; bar NULL when this part is the only one on its rows. */
+static void fused_loop(const struct fused_forward *f, int64_t b0, int64_t b1, int64_t j0, int64_t j1, int *bar,
+                       int parts) {
+    for (int64_t t = 0; t < f->T; t++) {
+        for (int64_t j = j0; j < j1; j++) {  /* a panel is reused by every row tile */
+            const int64_t left = f->H - 16 * j;
             const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             for (int64_t b = b0; b < b1; b += LK_MR) {
-                const float *a = t ? hs + (b * T + t - 1) * H : h0 + b * H;  /* h_{t-1} of row b */
                 switch (b1 - b < LK_MR ? (int)(b1 - b) : LK_MR) {
 #define FUSED_TILE(R) \
-    case R: fused_tile(R, T, H, t, b, j, m, a, lda, packed, z, bias, c0, hs, cs, keep_gates); break;
+    case R: fused_tile(R, f, t, b, j, m); break;
                     FUSED_TILE(1) FUSED_TILE(2) FUSED_TILE(3) FUSED_TILE(4) FUSED_TILE(5) FUSED_TILE(6)
 #undef FUSED_TILE
                 }
@@ -527,56 +548,46 @@ static void fused_loop(int64_t T, int64_t H, float *z, const float *packed, cons
     }
 }
 
-/* One forward call's arguments, shared by its parts (lk_parallel). */
-struct fused_forward {
-    int64_t T, B, D, H;
-    const float *x, *packed_kernel, *packed, *bias, *h0, *c0;
-    float *z, *hs, *cs;
-    const int64_t *edges;  /* part p: rows, or unit blocks when by_units, [edges[p], edges[p + 1]) */
-    int by_units, keep_gates;
-    int bar[2];
-};
-
 static void fused_forward_part(void *ctx, int p, int parts) {
     struct fused_forward *f = ctx;
-    const int64_t T = f->T, D = f->D, G = 4 * f->H;
-    if (!f->by_units) {  /* rows b0..b1: their input projection, then the whole time loop, no barrier */
-        const int64_t b0 = f->edges[p], b1 = f->edges[p + 1];
-        lk_sgemm_prepacked(0, (b1 - b0) * T, G, D, f->x + b0 * T * D, D, f->packed_kernel, 0.0f, f->z + b0 * T * G, G);
-        fused_loop(T, f->H, f->z, f->packed, f->bias, f->h0, f->c0, f->hs, f->cs, f->keep_gates, b0, b1, 0,
-                   unit_blocks(f->H), NULL, 1);
+    if (!f->by_units) {
+        fused_loop(f, f->edges[p], f->edges[p + 1], 0, unit_blocks(f->H), NULL, 1);
         return;
     }
-    /* split by units: the input projection by rows of all B*T, complete before any part's first step */
-    const int64_t n = f->B * T, r0 = n * p / parts, r1 = n * (p + 1) / parts;
-    lk_sgemm_prepacked(0, r1 - r0, G, D, f->x + r0 * D, D, f->packed_kernel, 0.0f, f->z + r0 * G, G);
+    /* Split by units, the rows are few (B = 1: one), and each step's x_t @ kernel would be a matrix-vector
+       product that streams its part of the kernel from L2 at every step (measured at (1, 500, 64, 256):
+       14% slower). So the projection of all steps comes first, rows of all B*T split between the parts,
+       into z; the loop adds it in. */
+    const int64_t G = 4 * f->H, n = f->B * f->T, r0 = n * p / parts, r1 = n * (p + 1) / parts;
+    lk_sgemm_prepacked(0, r1 - r0, G, f->D, f->x + r0 * f->D, f->D, f->packed_kernel, 0.0f, f->z + r0 * G, G);
     lk_barrier_wait(f->bar, parts);
-    fused_loop(T, f->H, f->z, f->packed, f->bias, f->h0, f->c0, f->hs, f->cs, f->keep_gates, 0, f->B, f->edges[p],
-               f->edges[p + 1], f->bar, parts);
+    fused_loop(f, 0, f->B, f->edges[p], f->edges[p + 1], f->bar, parts);
 }
 
-/* The whole float32 forward in one call, on `parts` threads: pack the kernel (D x 4H, stored transposed
-   when kernel_t, rows ld apart) and the recurrent kernel into the buffers given, then per part the input
-   projection and the fused loop. z (B, T, 4H): the gates on exit. Returns 0, or -1 when the pool could not
-   start its threads. keep_gates: see fused_loop. */
+/* The whole float32 forward in one call, on `parts` threads: pack the kernel (D x 4H, rows ld apart) and
+   the recurrent kernel (H x 4H, contiguous) into the buffers given (lstm_fused_packed_size(D or H, H)
+   floats), then run the parts. z (B, T, 4H): the gates on exit when keep_gates; else scratch when by_units,
+   untouched (may be NULL) otherwise. Returns 0, or -1 when the pool could not start its threads. */
 int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
-                               int kernel_t, int64_t ld, const float *U, const float *bias, const float *h0,
-                               const float *c0, float *z, float *hs, float *cs, int keep_gates,
-                               float *packed_kernel, float *packed, int parts, int by_units, const int64_t *edges) {
-    lk_sgemm_pack(kernel_t, D, 4 * H, kernel, ld, packed_kernel);
-    pack_fused(H, U, packed);
-    struct fused_forward f = {T, B, D, H, x, packed_kernel, packed, bias, h0, c0, z, hs, cs, edges, by_units, keep_gates, {0, 0}};
+                               int64_t ld, const float *U, const float *bias, const float *h0, const float *c0,
+                               float *z, float *hs, float *cs, int keep_gates, float *packed_kernel,
+                               float *packed, int parts, int by_units, const int64_t *edges) {
+    if (by_units) lk_sgemm_pack(0, D, 4 * H, kernel, ld, packed_kernel);  /* (fits: 4Hp >= 4H padded to 64) */
+    else pack_fused(D, H, kernel, ld, packed_kernel);
+    pack_fused(H, H, U, 4 * H, packed);
+    struct fused_forward f = {T, B, D, H, x, packed_kernel, packed, bias, h0, c0, z, hs, cs, edges, by_units,
+                              keep_gates, {0, 0}};
     return lk_parallel(fused_forward_part, &f, parts);
 }
 #else /* no AVX-512: never called (lstmlab.functional.fast checks lk_sgemm_available) */
-int64_t lstm_fused_packed_size(int64_t H) { (void)H; return 0; }
+int64_t lstm_fused_packed_size(int64_t k, int64_t H) { (void)k; (void)H; return 0; }
 int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
-                               int kernel_t, int64_t ld, const float *U, const float *bias, const float *h0,
-                               const float *c0, float *z, float *hs, float *cs, int keep_gates,
-                               float *packed_kernel, float *packed, int parts, int by_units, const int64_t *edges) {
-    (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)kernel_t; (void)ld; (void)U; (void)bias;
-    (void)h0; (void)c0; (void)z; (void)hs; (void)cs; (void)keep_gates; (void)packed_kernel; (void)packed;
-    (void)parts; (void)by_units; (void)edges;
+                               int64_t ld, const float *U, const float *bias, const float *h0, const float *c0,
+                               float *z, float *hs, float *cs, int keep_gates, float *packed_kernel,
+                               float *packed, int parts, int by_units, const int64_t *edges) {
+    (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)ld; (void)U; (void)bias; (void)h0; (void)c0;
+    (void)z; (void)hs; (void)cs; (void)keep_gates; (void)packed_kernel; (void)packed; (void)parts; (void)by_units;
+    (void)edges;
     return -1;
 }
 #endif

@@ -54,7 +54,7 @@ def as_float_array(name: str, a: object, ndim: int | None = None, *, what: str =
             a = np.asarray(a)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name}: expected a numeric array, got {type(a).__name__} ({exc})") from None
-    if not np.issubdtype(a.dtype, np.floating):
+    if a.dtype.kind != "f":
         raise ValueError(
             f"{name}: expected a floating-point array (float32 or float64), got dtype {a.dtype}"
             + (" (integer token ids go through an Embedding layer first)" if np.issubdtype(a.dtype, np.integer) else "")

@@ -27,6 +27,7 @@ safe to call. The reference stays the oracle; tests hold the two equal.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 import weakref
@@ -72,8 +73,8 @@ def _pool() -> ThreadPoolExecutor:
 
 def _split(B: int) -> list[tuple[int, int]]:
     n = max(1, min(_THREADS, B // MIN_ROWS_PER_THREAD))
-    edges = np.linspace(0, B, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    edges = [(B * i + n // 2) // n for i in range(n + 1)]  # as even as integers allow
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _run(job, B: int) -> list:
@@ -122,7 +123,7 @@ _ALL_BUFFERS: "weakref.WeakSet[_Buffers]" = weakref.WeakSet()  # every live thre
 def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
     """A C-contiguous, ``align``-byte aligned array of this thread's buffer ``name`` (contents undefined)."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     buffers = _WORKSPACE.__dict__.get("buffers")
     if buffers is None:
         buffers = _WORKSPACE.buffers = _Buffers()
@@ -312,14 +313,17 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     U = np.ascontiguousarray(recurrent_kernel)
     bias_c = None if bias is None else np.ascontiguousarray(bias)
     h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
+    fused = _own_gemm(dtype) and T >= PACK_MIN_STEPS
+    parts = _unit_parts(B, T, H, dtype) if fused else None
     if need_cache:
-        z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) input projection, then the activated gates
+        z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
         cs = np.empty((B, T, H), dtype)  # (B, T, H)
-    else:
-        z, cs = _scratch("gates", (B, T, 4 * H), dtype), _scratch("cs", (B, T, H), dtype)
+    else:  # inference: the fused loop split by sequences never stores x @ kernel or the gates
+        z = _scratch("gates", (B, T, 4 * H), dtype) if not fused or parts else None
+        cs = _scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
-    if _own_gemm(dtype) and T >= PACK_MIN_STEPS:
-        _lstm_loop_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, keep_gates=need_cache)
+    if fused:
+        _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache)
     else:
         kern = _kernel("lstm_forward", dtype)
 
@@ -334,27 +338,28 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
 
 
-def _lstm_loop_fused(x, kernel, U, bias, h0, c0, z, hs, cs, keep_gates):
-    """The float32 forward in one C call (``lstm_forward_fused_run_f32``), with the cell fused into the
-    recurrent GEMM: both kernels packed once, the recurrent one with its gate columns regrouped by 16 units;
-    the batch split across the C worker threads (``pool.c``), or the units when the batch is too small (see
-    :func:`_unit_parts`). Fills hs, cs and, with keep_gates, z (the gates)."""
+def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates):
+    """The float32 forward in one C call (``lstm_forward_fused_run_f32``): the input projection and the cell
+    fused into the recurrent GEMM's register tiles, both kernels packed once with their gate columns
+    regrouped by 16 units; the batch split across lstmlab's C worker threads (``pool.c``), or the units by
+    ``parts`` when the batch is too small (see :func:`_unit_parts`; z is then needed for x @ kernel). Fills
+    hs, cs and, with keep_gates, z (the gates)."""
     B, T, D = x.shape
     H = U.shape[0]
     lk = _fast.KERNELS
     layout = _layout(kernel)
-    if layout is None:
-        kernel, layout = np.ascontiguousarray(kernel), (0, kernel.shape[1])
-    packed_kernel = _scratch("packed_kernel", (int(lk.lk_sgemm_packed_size(D, 4 * H)),), np.float32)
-    packed = _scratch("packed", (int(lk.lstm_fused_packed_size(H)),), np.float32)
-    parts = _unit_parts(B, T, H, x.dtype)
+    if layout is None or layout[0]:  # the packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    packed_kernel = _scratch("packed_kernel", (int(lk.lstm_fused_packed_size(D, H)),), np.float32)
+    packed = _scratch("packed", (int(lk.lstm_fused_packed_size(H, H)),), np.float32)
     if parts:  # unit blocks of 16; the last one partial when 16 does not divide H
         edges = [u0 // 16 for u0, _ in parts] + [-(-H // 16)]
     else:
         edges = [b0 for b0, _ in _split(B)] + [B]
     edges = np.array(edges, np.int64)
-    if lk.lstm_forward_fused_run_f32(T, B, D, H, _ptr(x), _ptr(kernel), layout[0], layout[1], _ptr(U), _ptr(bias),
-                                     _ptr(h0), _ptr(c0), _ptr(z), _ptr(hs), _ptr(cs), int(keep_gates), _ptr(packed_kernel),
+    if lk.lstm_forward_fused_run_f32(T, B, D, H, _ptr(x), _ptr(kernel), layout[1], _ptr(U), _ptr(bias), _ptr(h0),
+                                     _ptr(c0), _ptr(z), _ptr(hs), _ptr(cs), int(keep_gates), _ptr(packed_kernel),
                                      _ptr(packed), len(edges) - 1, int(bool(parts)), _ptr(edges)) != 0:
         raise RuntimeError("lstmlab's C kernels could not start their worker threads")
 
