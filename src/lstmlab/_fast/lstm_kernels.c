@@ -276,21 +276,26 @@ void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,     
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);       /* ln 2, high bits (exact n * hi) */
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);           /* ln 2, the rest */
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+/* The activations work on n vectors at once, each step of the polynomials over all n before the next:
+   one vector's exp is a chain of a dozen dependent operations, which the core can only overlap with
+   independent ones. (Measured at (32, 100, 64, 128): the activations are 17% of the forward; taking the
+   three sigmoids of a row together and the rows' tanh(c_t) together made the forward 3% faster.) n is a
+   compile-time constant where they are inlined. */
+#define EACH(k, n) _Pragma("GCC unroll 8") for (int k = 0; k < (n); k++)
+
+static inline __attribute__((always_inline)) void exp_n(__m512 *x, const int n) {
+    __m512 e[8], r[8], p[8];
+    EACH(k, n) {
+        x[k] = _mm512_max_ps(_mm512_min_ps(x[k], _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+        e[k] = _mm512_roundscale_ps(_mm512_mul_ps(x[k], _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r[k] = _mm512_fnmadd_ps(e[k], _mm512_set1_ps(0.693359375f), x[k]);   /* ln 2, high bits (exact n * hi) */
+        r[k] = _mm512_fnmadd_ps(e[k], _mm512_set1_ps(-2.12194440e-4f), r[k]); /* ln 2, the rest */
+        p[k] = _mm512_set1_ps(1.0f / 5040.0f);
+    }
+    static const float taylor[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+    for (int c = 0; c < 7; c++) EACH(k, n) p[k] = _mm512_fmadd_ps(p[k], r[k], _mm512_set1_ps(taylor[c]));
+    EACH(k, n) x[k] = _mm512_scalef_ps(p[k], e[k]);
 }
 
 static inline __m512 reciprocal16(__m512 d) {  /* 1 / d for d >= 1: estimate (14 bits), one Newton step */
@@ -298,46 +303,65 @@ static inline __m512 reciprocal16(__m512 d) {  /* 1 / d for d >= 1: estimate (14
     return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
 }
 
-static inline __m512 sigmoid16(__m512 x) {
-    return reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+/* sigmoid(x) = 1 / (1 + e^-x), in place */
+static inline __attribute__((always_inline)) void sigmoid_n(__m512 *x, const int n) {
+    EACH(k, n) x[k] = _mm512_sub_ps(_mm512_setzero_ps(), x[k]);
+    exp_n(x, n);
+    EACH(k, n) x[k] = reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), x[k]));
+}
+
+/* tanh, in place */
+static inline __attribute__((always_inline)) void tanh_n(__m512 *x, const int n) {
+    __m512 e[8], q[8], x2[8];
+    EACH(k, n) {
+        const __m512 ax = _mm512_abs_ps(x[k]);
+        e[k] = _mm512_add_ps(ax, ax);
+        x2[k] = _mm512_mul_ps(x[k], x[k]);
+        q[k] = _mm512_set1_ps(21844.0f / 6081075.0f);
+    }
+    exp_n(e, n);  /* large |x|: 1 - 2 / (1 + e^{2|x|}), sign restored below (e^{2|x|} saturates at e^88: tanh = 1) */
+    /* small |x|: x (1 + x^2 q(x^2)), coefficients of tanh's Taylor series */
+    static const float series[] = {-1382.0f / 155925.0f, 62.0f / 2835.0f, -17.0f / 315.0f, 2.0f / 15.0f, -1.0f / 3.0f};
+    for (int c = 0; c < 5; c++) EACH(k, n) q[k] = _mm512_fmadd_ps(q[k], x2[k], _mm512_set1_ps(series[c]));
+    EACH(k, n) {
+        const __m512 big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f),
+                                            reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), e[k])),
+                                            _mm512_set1_ps(1.0f));
+        const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(q[k], x2[k]), x[k], x[k]);
+        const __mmask16 is_small = _mm512_cmp_ps_mask(_mm512_abs_ps(x[k]), _mm512_set1_ps(0.4f), _CMP_LT_OQ);
+        const __m512 signed_big = _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castps_si512(big),
+            _mm512_and_si512(_mm512_castps_si512(x[k]), _mm512_set1_epi32((int)0x80000000u))));
+        x[k] = _mm512_mask_blend_ps(is_small, signed_big, small);
+    }
 }
 
 static inline __m512 tanh16(__m512 x) {
-    const __m512 ax = _mm512_abs_ps(x);
-    /* large |x|: 1 - 2 / (1 + e^{2|x|}), sign restored below (e^{2|x|} saturates at e^88: tanh = 1) */
-    const __m512 e = exp16(_mm512_add_ps(ax, ax));
-    const __m512 big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), e)),
-                                        _mm512_set1_ps(1.0f));
-    /* small |x|: x (1 + x^2 q(x^2)), coefficients of tanh's Taylor series */
-    const __m512 x2 = _mm512_mul_ps(x, x);
-    __m512 q = _mm512_set1_ps(21844.0f / 6081075.0f);
-    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1382.0f / 155925.0f));
-    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(62.0f / 2835.0f));
-    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-17.0f / 315.0f));
-    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(2.0f / 15.0f));
-    q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.0f / 3.0f));
-    const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(q, x2), x, x);
-    const __mmask16 is_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.4f), _CMP_LT_OQ);
-    const __m512 signed_big = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(big),
-        _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
-    return _mm512_mask_blend_ps(is_small, signed_big, small);
+    tanh_n(&x, 1);
+    return x;
 }
 
-/* Equations (1)-(6) for 16 units (lanes in m) of one sequence: the pre-activations a[4] (gates i, f, g, o)
-   in; the activated gates (to gates[k * gs], when not NULL), c_t and h_t out. */
-static inline __attribute__((always_inline)) void cell16(const __m512 a[4], __mmask16 m, float *gates, int64_t gs,
-                                                         const float *c_prev, float *c, float *h) {
-    const __m512 i = sigmoid16(a[0]), f = sigmoid16(a[1]), g = tanh16(a[2]), o = sigmoid16(a[3]);
-    if (gates) {
-        _mm512_mask_storeu_ps(gates, m, i);                                   /* (2) input gate */
-        _mm512_mask_storeu_ps(gates + gs, m, f);                              /* (1) forget gate */
-        _mm512_mask_storeu_ps(gates + 2 * gs, m, g);                          /* (3) candidate */
-        _mm512_mask_storeu_ps(gates + 3 * gs, m, o);                          /* (5) output gate */
-    }
-    const __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, c_prev), _mm512_mul_ps(i, g));  /* (4) */
+/* Equations (1)-(5) for 16 units (lanes in m) of one sequence: the pre-activations a[4] (gates i, f, g, o)
+   in; out, a[0..3] the activated gates (also to gates[k * gs], when not NULL) and c_t (to c), returned. */
+static inline __attribute__((always_inline)) __m512 gates16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
+                                                            const float *c_prev, float *c) {
+    __m512 s[3] = {a[0], a[1], a[3]};
+    sigmoid_n(s, 3);           /* (2) input gate, (1) forget gate, (5) output gate */
+    tanh_n(a + 2, 1);          /* (3) candidate */
+    a[0] = s[0], a[1] = s[1], a[3] = s[2];
+    if (gates)
+        for (int k = 0; k < 4; k++) _mm512_mask_storeu_ps(gates + k * gs, m, a[k]);
+    const __m512 cj = _mm512_fmadd_ps(a[1], _mm512_maskz_loadu_ps(m, c_prev), _mm512_mul_ps(a[0], a[2]));  /* (4) */
     _mm512_mask_storeu_ps(c, m, cj);
-    _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(o, tanh16(cj)));               /* (6) */
+    return cj;
+}
+
+/* Equations (1)-(6) for 16 units of one sequence: gates16, then h_t = o tanh(c_t). */
+static inline __attribute__((always_inline)) void cell16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
+                                                         const float *c_prev, float *c, float *h) {
+    __m512 tc = gates16(a, m, gates, gs, c_prev, c);
+    tanh_n(&tc, 1);
+    _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(a[3], tc));               /* (6) */
 }
 
 static __attribute__((noinline)) void lstm_cell_forward_f32(int64_t n, int64_t gs, float *restrict z,
@@ -511,6 +535,7 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
     if (!f->by_units) tile_times(mr, D, H, j, f->x + (b * T + t) * D, T * D, f->packed_kernel, acc);  /* x_t @ kernel */
     if (t) tile_times(mr, H, H, j, f->hs + (b * T + t - 1) * H, T * H, f->packed, acc);  /* h_{t-1} @ U */
     else tile_times(mr, H, H, j, f->h0 + b * H, H, f->packed, acc);
+    __m512 tc[LK_MR], o[LK_MR];
     for (int r = 0; r < mr; r++) {
         const int64_t row = b + r;
         float *zr = f->z + (row * T + t) * 4 * H + u;  /* (NULL + offset when z is NULL: then never used) */
@@ -522,10 +547,12 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
                 if (t + 1 < T) prefetch_line((const char *)(zr + 4 * H + q * H));  /* the same units, next step */
             }
         }
-        cell16(pre, m, f->keep_gates ? zr : NULL, H,
-               t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u,
-               f->hs + (row * T + t) * H + u);
+        tc[r] = gates16(pre, m, f->keep_gates ? zr : NULL, H,
+                        t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u);
+        o[r] = pre[3];
     }
+    tanh_n(tc, mr);  /* the rows' tanh(c_t) together (see exp_n) */
+    for (int r = 0; r < mr; r++) _mm512_mask_storeu_ps(f->hs + ((b + r) * T + t) * H + u, m, _mm512_mul_ps(o[r], tc[r]));  /* (6) */
 }
 
 /* Rows [b0, b1), unit blocks [j0, j1), all T steps; bar NULL when this part is the only one on its rows. */
