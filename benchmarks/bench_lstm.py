@@ -1,7 +1,7 @@
 """LSTM speed on this machine: lstmlab against PyTorch, ONNX Runtime and the GEMM floor, in one run.
 
-    python benchmarks/bench_lstm.py            # full run (a few minutes)
-    python benchmarks/bench_lstm.py --quick    # fewer repeats
+    python benchmarks/bench_lstm.py            # full run (about 20 minutes: 3 rounds)
+    python benchmarks/bench_lstm.py --quick    # fewer repeats, one round
 
 Prints markdown tables of medians and ratios:
 
@@ -417,14 +417,35 @@ def ratio(a, b):
     return "n/a" if a is None or b is None else f"{a / b:.2f}x"
 
 
-def section_layers(repeats: int) -> None:
+def rounds_of(specs: list[dict], rounds: int) -> list[dict | None]:
+    """Run every spec's worker ``rounds`` times, the specs taking turns (a, b, c, a, b, c, ...), and return per
+    spec the median of each number over the rounds (None when that contender is not installed).
+
+    Why rounds: this machine is shared, and its speed drifts by 30% or more over minutes (measured: lstmlab's
+    (32, 100, 64, 128) forward at 1.8 ms, then 2.8 ms a few minutes later, ONNX Runtime's alike). Contenders
+    timed one after the other can land in different phases; taking turns puts each in every phase.
+    """
+    runs = [[] for _ in specs]
+    for _ in range(rounds):
+        for spec, out in zip(specs, runs):
+            out.append(run_worker(spec))
+    merged = []
+    for out in runs:
+        if any(r is None for r in out):
+            merged.append(None)
+            continue
+        merged.append({key: statistics.median(r[key] for r in out) for key in out[0]})
+    return merged
+
+
+def section_layers(repeats: int, rounds: int) -> None:
     print("## One LSTM layer, float32 (median ms; a ratio below 1 means lstmlab is faster)\n")
     print("| config (B, T, D, H) | mode | lstmlab | PyTorch | ONNX Runtime | GEMM floor | own-GEMM floor "
           "| vs PyTorch | vs ORT | vs floor | vs own floor |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     kinds = ("ours", "torch", "ort", "floor", "own-floor")
     for config in CONFIGS:
-        res = {k: run_worker({"kind": k, "config": config, "repeats": repeats}) for k in kinds}
+        res = dict(zip(kinds, rounds_of([{"kind": k, "config": config, "repeats": repeats} for k in kinds], rounds)))
         for mode in ("inference", "training"):
             o = res["ours"][mode]
             t = res["torch"][mode] if res["torch"] else None
@@ -451,9 +472,10 @@ def section_memory() -> None:
     print()
 
 
-def section_char_model(repeats: int) -> None:
-    ours_ms = run_worker({"kind": "ours-char", "repeats": repeats})["ms"]
-    torch_res = run_worker({"kind": "torch-char", "repeats": repeats})
+def section_char_model(repeats: int, rounds: int) -> None:
+    ours_res, torch_res = rounds_of([{"kind": "ours-char", "repeats": repeats},
+                                     {"kind": "torch-char", "repeats": repeats}], rounds)
+    ours_ms = ours_res["ms"]
     torch_ms = torch_res["ms"] if torch_res else None
     chars = 64 * 100
     print("## Char-model recipe: embedding 64, 2 x LSTM(256), vocabulary 100, batch 64 x 100, Adam, clip 5\n")
@@ -463,8 +485,8 @@ def section_char_model(repeats: int) -> None:
     if torch_ms is not None:
         print(f"| PyTorch | {torch_ms:.1f} | {chars / torch_ms * 1e3:,.0f} | 1.00x |")
     print()
-    ours_us = run_worker({"kind": "ours-gen", "repeats": 1})["us"]
-    torch_gen = run_worker({"kind": "torch-gen", "repeats": 1})
+    ours_gen, torch_gen = rounds_of([{"kind": "ours-gen", "repeats": 1}, {"kind": "torch-gen", "repeats": 1}], rounds)
+    ours_us = ours_gen["us"]
     print("## Generation latency, 2 x LSTM(256) character model, one character at a time\n")
     print("| | microseconds per character |")
     print("|---|---:|")
@@ -476,13 +498,18 @@ def section_char_model(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15")
+    parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15, one round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times each contender's worker runs, taking turns with the others (default 3)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     repeats = 5 if args.quick else 15
+    rounds = 1 if args.quick else args.rounds
+    if rounds < 1:
+        parser.error(f"--rounds: expected a positive integer, got {rounds}")
     print(f"# lstmlab {lstmlab.__version__} LSTM benchmark\n")
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"- NumPy {np.__version__}, BLAS: {blas_description()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
@@ -499,10 +526,11 @@ def main() -> None:
         print(f"- ONNX Runtime {onnxruntime.__version__}")
     except ImportError:
         print("- ONNX Runtime: not installed")
-    print("- every contender is timed in a fresh process of its own (see worker())\n")
-    section_layers(repeats)
+    print(f"- every contender is timed in a fresh process of its own (see worker()), {rounds} round(s) taking "
+          "turns; each number is the median over the rounds of the median of its repeats\n")
+    section_layers(repeats, rounds)
     section_memory()
-    section_char_model(repeats)
+    section_char_model(repeats, rounds)
 
 
 if __name__ == "__main__":
