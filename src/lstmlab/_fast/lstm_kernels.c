@@ -12,7 +12,12 @@
  * A call handles batch rows [b0, b1). The Python side runs two such calls in
  * two threads (each with single-threaded BLAS), so each core runs the whole
  * time loop for its half of the batch with no per-step barrier. Batches too
- * small to split run lstm_*_units_f32 instead (end of this file).
+ * small to split run lstm_backward_units_f32 instead (end of this file).
+ *
+ * The float32 LSTM forward with lstmlab's own GEMM is different: one call,
+ * lstm_forward_fused_run_f32 (end of this file), does all of it on lstmlab's
+ * own worker threads (pool.c), the input projection and the cell fused into
+ * the recurrent GEMM's register tiles.
  *
  * Float32 products use lstmlab's own GEMM (sgemm.c) with the recurrent kernel
  * packed once per call (`packed`); without it (float64, no AVX-512), NumPy's

@@ -6,14 +6,19 @@ return the same outputs. When the C kernels are available and the call is one
 they cover (default ``tanh`` / ``sigmoid`` activations, no mask, no recurrent
 dropout), the time loop runs in C:
 
-* the input projection of all steps is one GEMM, before the loop;
 * float32 products run on lstmlab's own AVX-512 GEMM (``_fast/sgemm.c``) where
-  the CPU has AVX-512, with the recurrent kernel packed once per call for all
-  steps; float64, other CPUs and ``LSTMLAB_SGEMM=0`` use NumPy's BLAS;
-* each step is one GEMM (h_{t-1} @ recurrent_kernel, into a per-thread buffer
-  that stays in cache) and one fused pass over the units: for float32 with
-  AVX-512, gates, cell and output in registers with lstmlab's own exp,
-  sigmoid and tanh; otherwise vectorized loops over glibc's expf / tanhf;
+  the CPU has AVX-512, with the kernels packed once per call for all steps;
+  float64, other CPUs and ``LSTMLAB_SGEMM=0`` use NumPy's BLAS;
+* the float32 LSTM forward (own GEMM) is one C call: each register tile of
+  ``[x_t, h_{t-1}] @ [kernel; recurrent_kernel]`` holds the four gates of 16
+  units (the kernels' columns regrouped when packed), and the cell runs on it
+  in registers with lstmlab's own exp, sigmoid and tanh, so neither product is
+  stored and read back; it runs on lstmlab's C worker threads
+  (``_fast/pool.c``), which start a call's parts within microseconds;
+* elsewhere (backward, GRU, float64) the input projection of all steps is one
+  GEMM before the loop, and each step one GEMM and one fused pass over the
+  units (AVX-512 registers for the float32 LSTM backward; otherwise
+  vectorized loops over glibc's expf / tanhf);
 * the batch is split across the cores: each thread runs the whole time loop
   for its rows, so there is no per-step barrier; a batch too small to split
   (B < 8) is split by hidden units instead, the parts meeting once per step;
@@ -239,7 +244,7 @@ def _pack(name: str, src, transpose: bool, k: int, n: int):
     return buf
 
 
-# -- the LSTM time loop split by hidden units (see lstm_forward_units_f32 in lstm_kernels.c) -------------
+# -- the LSTM time loop split by hidden units (see the end of lstm_kernels.c) ------------------------------
 UNIT_SPLIT = "auto"  # "auto", "always" (whenever possible) or "never": how the LSTM's time loop is split
 _SPLIT_LOCK = threading.Lock()  # one unit-split loop at a time: its parts wait for each other at every step
 
@@ -250,7 +255,8 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     Measured on 2 cores, H = 256 (min of 40 calls, forward / backward ms): B = 1, T = 500: by units
     2.3 / 3.9, by sequences 4.6 / 6.9 (one core idle); B = 4: 1.3 / 2.6 against 1.8 / 3.5; from B = 8 on,
     splitting the sequences is as fast or faster (B = 64: 15.8 / 29.6 against 16.5 / 32.4), as it needs
-    no barrier. So "auto" splits by units only when the batch is too small to split.
+    no barrier. So "auto" splits by units only when the batch is too small to split. (Measured before the
+    forward's cell was fused into its GEMM.)
     """
     if UNIT_SPLIT == "never" or not _own_gemm(dtype) or _THREADS < 2 or T < PACK_MIN_STEPS or H < 32:
         return None
@@ -268,18 +274,11 @@ def _run_parts(job, n: int) -> None:
         _in_parallel([functools.partial(job, p) for p in range(n)])
 
 
-def _packed_slices(U, parts, transpose: bool):
-    """Per part, its slice of the recurrent kernel packed: forward, the gate columns of its units (H, 4n);
-    backward, its rows transposed (4H, n)."""
-    H, out = U.shape[0], []
-    for p, (u0, u1) in enumerate(parts):
-        n = u1 - u0
-        if transpose:
-            out.append(_pack(f"packed{p}", U[u0:u1], True, 4 * H, n))  # rows u0..u1: (n, 4H), read as (4H, n)
-        else:
-            src = np.ascontiguousarray(U.reshape(H, 4, H)[:, :, u0:u1]).reshape(H, 4 * n)  # (H, 4n)
-            out.append(_pack(f"packed{p}", src, False, H, 4 * n))
-    return out
+def _packed_rows_transposed(U, parts):
+    """Per part of the backward, its rows of the recurrent kernel packed transposed: (4H, n)."""
+    H = U.shape[0]
+    # rows u0..u1: (n, 4H), read as (4H, n)
+    return [_pack(f"packed{p}", U[u0:u1], True, 4 * H, u1 - u0) for p, (u0, u1) in enumerate(parts)]
 
 
 def _covered(activation, recurrent_activation, mask, recurrent_mask, dtype) -> bool:
@@ -381,7 +380,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows
     parts = _unit_parts(B, T, H, dtype)
     if parts:
-        packs = _packed_slices(U, parts, transpose=True)
+        packs = _packed_rows_transposed(U, parts)
         bar = np.zeros(2, np.int32)
 
         def part(p):
