@@ -297,3 +297,36 @@ def test_pure_numpy_path_without_the_kernels():
                        env={**os.environ, "LSTMLAB_FAST": "0"}, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "numpy path ok" in r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_fused_forward_works_in_a_forked_child():
+    # The float32 forward runs on lstmlab's C worker threads (pool.c). A forked child has none of them:
+    # without the pool's fork handler it would hand its second part to a thread that does not exist and
+    # wait forever. The child runs the forward and reports by exit status; the parent gives it 60 s.
+    from lstmlab import _fast
+
+    if not _fast.SGEMM:
+        pytest.skip("the fused forward needs the own GEMM")
+    p = random_problem("lstm", 16, 10, 5, 32, seed=3, dtype=np.float32, scale=0.2)
+    expected = fast.lstm_forward(**p, need_cache=False)[0]  # starts the pool's threads in this process
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the forward finished with the parent's result
+        ok = False
+        try:
+            ok = np.array_equal(fast.lstm_forward(**p, need_cache=False)[0], expected)
+        finally:
+            os._exit(0 if ok else 1)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's forward did not finish in 60 s (the C worker pool hung after fork)")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"
