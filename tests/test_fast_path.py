@@ -122,11 +122,12 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
     if not _fast.SGEMM:
         pytest.skip("the unit-split loop needs the own GEMM")
     calls = []
-    run_parts = fast._run_parts
-    monkeypatch.setattr(fast, "_run_parts", lambda job, n: (calls.append(("backward", n)), run_parts(job, n)))
     forward = _fast.KERNELS.lstm_forward_fused_run_f32  # its last arguments: parts, by_units, edges
     monkeypatch.setattr(_fast.KERNELS, "lstm_forward_fused_run_f32",
                         lambda *a: (calls.append(("forward", a[-3], a[-2])), forward(*a))[1])
+    backward = _fast.KERNELS.lstm_backward_units_run_f32  # its last argument: parts
+    monkeypatch.setattr(_fast.KERNELS, "lstm_backward_units_run_f32",
+                        lambda *a: (calls.append(("backward", a[-1])), backward(*a))[1])
     monkeypatch.setattr(fast, "UNIT_SPLIT", "always")
     monkeypatch.setattr(fast, "_THREADS", 2)
     p = random_problem("lstm", B, T, D, H, seed=B + T + H, dtype=np.float32, scale=1.0 / np.sqrt(H + D))

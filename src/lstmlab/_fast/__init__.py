@@ -69,8 +69,8 @@ def _load():
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
     C = ctypes.c_int
-    lib.lstm_backward_units_f32.argtypes = [I, I, I] + [P] * 8 + [I, I, P, C]
-    lib.lstm_backward_units_f32.restype = None
+    lib.lstm_backward_units_run_f32.argtypes = [I, I, I] + [P] * 9 + [C]
+    lib.lstm_backward_units_run_f32.restype = C
     lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 7 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lk_pool_set_spin.argtypes, lib.lk_pool_set_spin.restype = [I], None

@@ -12,7 +12,7 @@
  * A call handles batch rows [b0, b1). The Python side runs two such calls in
  * two threads (each with single-threaded BLAS), so each core runs the whole
  * time loop for its half of the batch with no per-step barrier. Batches too
- * small to split run lstm_backward_units_f32 instead (end of this file).
+ * small to split run lstm_backward_units_run_f32 instead (end of this file).
  *
  * The float32 LSTM forward with lstmlab's own GEMM is different: one call,
  * lstm_forward_fused_run_f32 (end of this file), does all of it on lstmlab's
@@ -445,9 +445,9 @@ DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)
  */
 /* Backward of units [u0, u1). packed: rows u0..u1 of the recurrent kernel, transposed (4H x n). dh, dc
    (B, H): this part reads and writes only its columns. */
-void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *packed,
-                             const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
-                             int64_t u0, int64_t u1, int *bar, int parts) {
+static void backward_units(int64_t T, int64_t B, int64_t H, const float *z, const float *packed, const float *c0,
+                           const float *cs, const float *dhs, float *dh, float *dc, float *dz, int64_t u0, int64_t u1,
+                           int *bar, int parts) {
     const int64_t G = 4 * H, n = u1 - u0;
     for (int64_t t = T - 1; t >= 0; t--) {
         for (int64_t b = 0; b < B; b++) {
@@ -463,6 +463,31 @@ void lstm_backward_units_f32(int64_t T, int64_t B, int64_t H, const float *z, co
         lk_barrier_wait(bar, parts);  /* dz_t complete: every part's dh needs all gates */
         lk_sgemm_prepacked(0, B, n, G, dz + t * G, T * G, packed, 0.0f, dh + u0, H);
     }
+}
+
+/* One unit-split backward call's arguments, shared by its parts (lk_parallel). */
+struct units_backward {
+    int64_t T, B, H;
+    const float *z, *c0, *cs, *dhs;
+    float *dh, *dc, *dz;
+    const float *const *packs;  /* per part, from Python: its rows of the recurrent kernel, packed transposed */
+    const int64_t *edges;       /* part p owns units [edges[p], edges[p + 1]) */
+    int bar[2];
+};
+
+static void units_backward_part(void *ctx, int p, int parts) {
+    struct units_backward *f = ctx;
+    backward_units(f->T, f->B, f->H, f->z, f->packs[p], f->c0, f->cs, f->dhs, f->dh, f->dc, f->dz, f->edges[p],
+                   f->edges[p + 1], f->bar, parts);
+}
+
+/* The unit-split backward on `parts` of lstmlab's worker threads (pool.c). Returns 0, or -1 when the pool
+   could not start its threads. */
+int lstm_backward_units_run_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *const *packs,
+                                const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
+                                const int64_t *edges, int parts) {
+    struct units_backward f = {T, B, H, z, c0, cs, dhs, dh, dc, dz, packs, edges, {0, 0}};
+    return lk_parallel(units_backward_part, &f, parts);
 }
 
 /*

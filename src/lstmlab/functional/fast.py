@@ -31,6 +31,7 @@ safe to call. The reference stays the oracle; tests hold the two equal.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import os
@@ -246,7 +247,7 @@ def _pack(name: str, src, transpose: bool, k: int, n: int):
 
 # -- the LSTM time loop split by hidden units (see the end of lstm_kernels.c) ------------------------------
 UNIT_SPLIT = "auto"  # "auto", "always" (whenever possible) or "never": how the LSTM's time loop is split
-_SPLIT_LOCK = threading.Lock()  # one unit-split loop at a time: its parts wait for each other at every step
+_NO_THREADS = "lstmlab's C kernels could not start their worker threads"
 
 
 def _unit_parts(B: int, T: int, H: int, dtype):
@@ -266,12 +267,6 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     edges = [int(round(i * (H // 16) / n)) * 16 for i in range(n + 1)]
     edges[-1] = H
     return list(zip(edges[:-1], edges[1:]))
-
-
-def _run_parts(job, n: int) -> None:
-    """Run ``job(p)`` for p in range(n) at the same time (see :func:`_in_parallel`)."""
-    with _SPLIT_LOCK:
-        _in_parallel([functools.partial(job, p) for p in range(n)])
 
 
 def _packed_rows_transposed(U, parts):
@@ -360,7 +355,7 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
     if lk.lstm_forward_fused_run_f32(T, B, D, H, _ptr(x), _ptr(kernel), layout[1], _ptr(U), _ptr(bias), _ptr(h0),
                                      _ptr(c0), _ptr(z), _ptr(hs), _ptr(cs), int(keep_gates), _ptr(packed_kernel),
                                      _ptr(packed), len(edges) - 1, int(bool(parts)), _ptr(edges)) != 0:
-        raise RuntimeError("lstmlab's C kernels could not start their worker threads")
+        raise RuntimeError(_NO_THREADS)
 
 
 def lstm_backward(dhs, dh_T, dc_T, cache):
@@ -381,14 +376,12 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     parts = _unit_parts(B, T, H, dtype)
     if parts:
         packs = _packed_rows_transposed(U, parts)
-        bar = np.zeros(2, np.int32)
-
-        def part(p):
-            _fast.KERNELS.lstm_backward_units_f32(T, B, H, _ptr(z), _ptr(packs[p]), _ptr(cache["c0"]), _ptr(cs),
-                                                  _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), *parts[p], _ptr(bar),
-                                                  len(parts))
-
-        _run_parts(part, len(parts))
+        pointers = (ctypes.c_void_p * len(packs))(*[_ptr(a) for a in packs])
+        edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
+        if _fast.KERNELS.lstm_backward_units_run_f32(T, B, H, _ptr(z), pointers, _ptr(cache["c0"]), _ptr(cs),
+                                                     _ptr(dhs), _ptr(dh), _ptr(dc), _ptr(dz), _ptr(edges),
+                                                     len(parts)) != 0:
+            raise RuntimeError(_NO_THREADS)
         dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
         return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
     kern = _kernel("lstm_backward", dtype)
