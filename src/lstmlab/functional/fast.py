@@ -21,7 +21,8 @@ dropout), the time loop runs in C:
   vectorized loops over glibc's expf / tanhf);
 * the batch is split across the cores: each thread runs the whole time loop
   for its rows, so there is no per-step barrier; a batch too small to split
-  (B < 8) is split by hidden units instead, the parts meeting once per step;
+  (B < 8) is split by hidden units instead, the parts meeting once per step
+  (both unit-split loops run on the C worker threads);
 * the weight gradients are GEMMs over all T*B rows, after the loop;
 * temporaries live in per-thread buffers reused between calls, and inference
   (``need_cache=False``, what layers pass when not training) keeps no cache.
