@@ -347,15 +347,20 @@ static inline __m512 tanh16(__m512 x) {
 }
 
 /* Equations (1)-(5) for 16 units (lanes in m) of one sequence: the pre-activations a[4] (gates i, f, g, o)
-   in; out, a[0..3] the activated gates (also to gates[k * gs], when not NULL) and c_t (to c), returned. */
+   in; out, a[0..3] the activated gates (also to gates[k * gs], when not NULL) and c_t (to c), returned.
+   stream: store whole, aligned gate vectors past the cache (the caller fences before they are read). */
 static inline __attribute__((always_inline)) __m512 gates16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
-                                                            const float *c_prev, float *c) {
+                                                            const float *c_prev, float *c, const int stream) {
     __m512 s[3] = {a[0], a[1], a[3]};
     sigmoid_n(s, 3);           /* (2) input gate, (1) forget gate, (5) output gate */
     tanh_n(a + 2, 1);          /* (3) candidate */
     a[0] = s[0], a[1] = s[1], a[3] = s[2];
     if (gates)
-        for (int k = 0; k < 4; k++) _mm512_mask_storeu_ps(gates + k * gs, m, a[k]);
+        for (int k = 0; k < 4; k++) {
+            float *g = gates + k * gs;
+            if (stream && m == (__mmask16)0xFFFF && ((uintptr_t)g & 63) == 0) _mm512_stream_ps(g, a[k]);
+            else _mm512_mask_storeu_ps(g, m, a[k]);
+        }
     const __m512 cj = _mm512_fmadd_ps(a[1], _mm512_maskz_loadu_ps(m, c_prev), _mm512_mul_ps(a[0], a[2]));  /* (4) */
     _mm512_mask_storeu_ps(c, m, cj);
     return cj;
@@ -364,7 +369,7 @@ static inline __attribute__((always_inline)) __m512 gates16(__m512 a[4], __mmask
 /* Equations (1)-(6) for 16 units of one sequence: gates16, then h_t = o tanh(c_t). */
 static inline __attribute__((always_inline)) void cell16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
                                                          const float *c_prev, float *c, float *h) {
-    __m512 tc = gates16(a, m, gates, gs, c_prev, c);
+    __m512 tc = gates16(a, m, gates, gs, c_prev, c, 0);
     tanh_n(&tc, 1);
     _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(a[3], tc));               /* (6) */
 }
@@ -578,7 +583,7 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
             }
         }
         tc[r] = gates16(pre, m, f->keep_gates ? zr : NULL, H,
-                        t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u);
+                        t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u, 1);
         o[r] = pre[3];
     }
     tanh_n(tc, mr);  /* the rows' tanh(c_t) together (see exp_n) */
@@ -609,6 +614,7 @@ static void fused_forward_part(void *ctx, int p, int parts) {
     struct fused_forward *f = ctx;
     if (!f->by_units) {
         fused_loop(f, f->edges[p], f->edges[p + 1], 0, unit_blocks(f->H), NULL, 1);
+        _mm_sfence();  /* the gates' streaming stores done before the call returns */
         return;
     }
     /* Split by units, the rows are few (B = 1: one), and each step's x_t @ kernel would be a matrix-vector
@@ -619,6 +625,7 @@ static void fused_forward_part(void *ctx, int p, int parts) {
     lk_sgemm_prepacked(0, r1 - r0, G, f->D, f->x + r0 * f->D, f->D, f->packed_kernel, 0.0f, f->z + r0 * G, G);
     lk_barrier_wait(f->bar, parts);
     fused_loop(f, 0, f->B, f->edges[p], f->edges[p + 1], f->bar, parts);
+    _mm_sfence();
 }
 
 /* The whole float32 forward in one call, on `parts` threads: pack the kernel (D x 4H, rows ld apart) and

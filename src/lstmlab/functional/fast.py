@@ -142,6 +142,16 @@ def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
     return raw[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
+def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
+    """A fresh C-contiguous array whose data starts on an ``align``-byte boundary (the fused forward streams
+    whole 64-byte gate vectors into it past the cache)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    offset = (-raw.ctypes.data) % align
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
 def clear_workspace() -> None:
     """Free the calling thread's reusable buffers (they are kept between calls; see ``_scratch``)."""
     _WORKSPACE.__dict__.get("buffers", {}).clear()
@@ -311,7 +321,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     fused = _own_gemm(dtype) and T >= PACK_MIN_STEPS
     parts = _unit_parts(B, T, H, dtype) if fused else None
     if need_cache:
-        z = np.empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
+        z = _aligned_empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
         cs = np.empty((B, T, H), dtype)  # (B, T, H)
     else:  # inference: the fused loop split by sequences never stores x @ kernel or the gates
         z = _scratch("gates", (B, T, 4 * H), dtype) if not fused or parts else None
