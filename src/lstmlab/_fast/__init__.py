@@ -73,15 +73,12 @@ def _load():
     lib.lstm_backward_units_run_f32.restype = C
     lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 7 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
-    lib.lk_pool_set_spin.argtypes, lib.lk_pool_set_spin.restype = [I], None
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
     lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
     lib.lk_sgemm.restype = ctypes.c_int
     lib.lk_sgemm_packed_size.argtypes, lib.lk_sgemm_packed_size.restype = [I, I], I
     lib.lk_sgemm_pack.argtypes, lib.lk_sgemm_pack.restype = [ctypes.c_int, I, I, P, I, P], None
-    lib.lk_sgemm_prepacked.argtypes = [ctypes.c_int, I, I, I, P, I, P, ctypes.c_float, P, I]
-    lib.lk_sgemm_prepacked.restype = None
     lib.lk_sgemm_prepacked_steps.argtypes = [I, I, I, I, P, I, I, P, ctypes.c_float, P, I, I]
     lib.lk_sgemm_prepacked_steps.restype = None
     KERNELS = lib

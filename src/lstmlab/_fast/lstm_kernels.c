@@ -110,9 +110,9 @@ static inline void tanh_##SFX(REAL *restrict v, int64_t n) {                    
 }                                                                                                        \
                                                                                                          \
 /* One sequence, one step of the LSTM cell for n units. z: gate g of unit j at z[g * gs + j]; in,       \
-   x_t @ kernel + h_{t-1} @ recurrent_kernel; out, the activated gates i, f, g, o. A function of its own with restrict arguments so that GCC         \
-   vectorizes every loop, with glibc's vector expf / tanhf. */                                           \
-static __attribute__((noinline)) void lstm_cell_forward_generic_##SFX(                                           \
+   x_t @ kernel + h_{t-1} @ recurrent_kernel; out, the activated gates i, f, g, o. A function of its own  \
+   with restrict arguments so that GCC vectorizes every loop, with glibc's vector expf / tanhf. */        \
+static __attribute__((noinline, unused)) void lstm_cell_forward_generic_##SFX(                                         \
     int64_t n, int64_t gs, REAL *restrict z, const REAL *restrict bias,                                  \
     const REAL *restrict c_prev, REAL *restrict c, REAL *restrict h, const REAL *next_z) {               \
     prefetch_row(next_z, 4 * gs * (int64_t)sizeof(REAL));    /* z_{t+1} of this sequence */              \
@@ -133,7 +133,7 @@ static __attribute__((noinline)) void lstm_cell_forward_generic_##SFX(          
 /* One sequence, one step back, for n units: dh, dc (n) in, the gradients reaching h_t (without dhs_t, added here)    \
    and c_t; out, those reaching h_{t-1} (the cell path only: the recurrent GEMM adds the rest) and       \
    c_{t-1}. Writes the gate gradients dz. */                                                             \
-static __attribute__((noinline)) void lstm_cell_backward_generic_##SFX(                                          \
+static __attribute__((noinline, unused)) void lstm_cell_backward_generic_##SFX(                                        \
     int64_t n, const REAL *restrict i, const REAL *restrict f, const REAL *restrict g,                   \
     const REAL *restrict o, const REAL *restrict c, const REAL *restrict c_prev, const REAL *restrict up, \
     REAL *restrict dh, REAL *restrict dc, REAL *restrict dzi, REAL *restrict dzf, REAL *restrict dzg,    \
@@ -380,7 +380,7 @@ static __attribute__((noinline)) void lstm_cell_forward_f32(int64_t n, int64_t g
                                                             float *restrict h, const float *next_z) {
     prefetch_row(next_z, 4 * gs * (int64_t)sizeof(float));
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __mmask16 m = lk_lanes(n - j);
         __m512 a[4];
         for (int k = 0; k < 4; k++) {
             a[k] = _mm512_maskz_loadu_ps(m, z + k * gs + j);
@@ -401,7 +401,7 @@ static __attribute__((noinline)) void lstm_cell_backward_f32(
     prefetch_row(next_up, n * (int64_t)sizeof(float));
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __mmask16 m = lk_lanes(n - j);
         __m512 d = _mm512_maskz_loadu_ps(m, dh + j);
         if (up) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, up + j));
         const __m512 ij = _mm512_maskz_loadu_ps(m, i + j), fj = _mm512_maskz_loadu_ps(m, f + j);
@@ -440,7 +440,8 @@ DEFINE_KERNELS(float, f32, sgemm_t, expf, tanhf)
 DEFINE_KERNELS(double, f64, dgemm_t, exp, tanh)
 
 /*
- * The barrier of the loops split by hidden units instead of by sequences (float32, own GEMM only).
+ * The LSTM backward split by hidden units instead of by sequences (float32, own GEMM only; the forward's
+ * unit split is part of the fused forward below, and both meet at pool.c's lk_barrier_wait).
  *
  * With one sequence (generation-style B = 1) or a recurrent kernel that fills a core's L2 cache (H = 256:
  * 1 MiB packed), splitting the batch leaves a core idle or makes each core stream the whole kernel from L3
@@ -526,8 +527,7 @@ static void pack_fused(int64_t k, int64_t H, const float *src, int64_t ld, float
     for (int64_t p0 = 0; p0 < k; p0 += LK_KC) {
         const int64_t kc = k - p0 < LK_KC ? k - p0 : LK_KC;
         for (int64_t j = 0; j < unit_blocks(H); j++) {
-            const int64_t left = H - 16 * j;
-            const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            const __mmask16 m = lk_lanes(H - 16 * j);
             float *panel = packed + p0 * n + j * kc * LK_NR;
             for (int64_t p = 0; p < kc; p++)
                 for (int q = 0; q < 4; q++)
@@ -595,8 +595,7 @@ static void fused_loop(const struct fused_forward *f, int64_t b0, int64_t b1, in
                        int parts) {
     for (int64_t t = 0; t < f->T; t++) {
         for (int64_t j = j0; j < j1; j++) {  /* a panel is reused by every row tile */
-            const int64_t left = f->H - 16 * j;
-            const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            const __mmask16 m = lk_lanes(f->H - 16 * j);
             for (int64_t b = b0; b < b1; b += LK_MR) {
                 switch (b1 - b < LK_MR ? (int)(b1 - b) : LK_MR) {
 #define FUSED_TILE(R) \

@@ -6,7 +6,7 @@
  * futex, then the GIL), and the caller sleeps on the result and takes as long to wake again. Measured on a
  * (32, 100, 64, 128) LSTM forward of ~2 ms: the second thread started 80 us after the first and its end
  * reached the caller 60 us late. Here the pool's threads poll for the next job for a while after each one
- * (lk_pool_set_spin; OpenMP runtimes do the same) before sleeping on a condition variable, and the caller
+ * (SPIN_NS; OpenMP runtimes do the same) before sleeping on a condition variable, and the caller
  * polls for the end of the parts. The GIL is not involved: a ctypes call releases it for its duration.
  */
 #include <pthread.h>
@@ -71,15 +71,13 @@ static int running;                   /* pool parts of the current job not yet e
 static lk_task job;
 static void *job_ctx;
 static int job_parts;
-static int64_t spin_ns = 300000;      /* 0.3 ms: longer than the Python between two calls of a layer */
-
-void lk_pool_set_spin(int64_t microseconds) { __atomic_store_n(&spin_ns, microseconds * 1000, __ATOMIC_RELAXED); }
+enum { SPIN_NS = 300000 };            /* idle threads poll 0.3 ms: longer than the Python between two calls */
 
 static void *pool_thread(void *arg) {
     const int id = (int)(intptr_t)arg;
     unsigned seen = go_at_start[id];
     for (;;) {
-        if (!poll_change(&go[id], seen, __atomic_load_n(&spin_ns, __ATOMIC_RELAXED))) {
+        if (!poll_change(&go[id], seen, SPIN_NS)) {
             pthread_mutex_lock(&sleep_lock);  /* no job for a while: sleep until one comes */
             sleepers++;
             while (__atomic_load_n(&go[id], __ATOMIC_ACQUIRE) == seen) pthread_cond_wait(&wake, &sleep_lock);

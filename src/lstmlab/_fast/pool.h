@@ -11,9 +11,6 @@ typedef void (*lk_task)(void *ctx, int part, int parts);
    -1 when a thread could not be started (then no part ran). One job at a time: a second caller waits. */
 int lk_parallel(lk_task task, void *ctx, int parts);
 
-/* How long (microseconds) an idle pool thread keeps polling for the next job before it sleeps. */
-void lk_pool_set_spin(int64_t microseconds);
-
 /* Spin-then-yield wait of the parts of a job for each other (bar: two ints, zeroed before the job). */
 void lk_barrier_wait(int *bar, int parts);
 #endif

@@ -87,8 +87,7 @@ static void tile(int mr, int ta, int64_t kc, const float *a, int64_t lda, const 
 
 /* The lanes of a panel's NRV vectors that hold columns, when `left` columns remain from its first. */
 static inline void panel_masks(int64_t left, __mmask16 mask[NRV]) {
-    for (int v = 0; v < NRV; v++, left -= 16)
-        mask[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    for (int v = 0; v < NRV; v++, left -= 16) mask[v] = lk_lanes(left);
 }
 
 /* C (m x n) (+)= A[:, block] @ packed block (kc x n). */

@@ -32,6 +32,12 @@ enum {
     LK_KC = 256,           /* rows of B per packed block (a panel, KC x NR floats = 64 KiB, streams from L2) */
 };
 
+/* The lanes of a 16-float vector that hold data when `left` values remain from its first (none when
+   left <= 0, all when left >= 16). */
+static inline __mmask16 lk_lanes(int64_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
 /* acc[r][v] += A[r, 0:kc] @ panel[0:kc, 16v:16v+16] for r < mr: one packed row of the panel (NRV
    vectors) per p, times one broadcast element of A per row. `ta`: A is stored transposed,
    A[r, p] = a[p * lda + r]. mr and ta must be compile-time constants where it is inlined. (Two sets of

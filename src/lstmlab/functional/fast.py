@@ -138,18 +138,21 @@ def _scratch(name: str, shape, dtype, align: int = 64) -> np.ndarray:
     raw = buffers.get(name)
     if raw is None or raw.nbytes < n * dtype.itemsize + align:
         raw = buffers[name] = np.empty(n * dtype.itemsize + align, np.uint8)
+    return _aligned_in(raw, shape, dtype, align)
+
+
+def _aligned_in(raw: np.ndarray, shape, dtype, align: int) -> np.ndarray:
+    """A C-contiguous ``shape`` array of ``dtype`` inside the bytes ``raw`` (``align`` bytes larger than it
+    needs), starting on an ``align``-byte boundary."""
     offset = (-raw.ctypes.data) % align
-    return raw[offset:offset + n * dtype.itemsize].view(dtype).reshape(shape)
+    return raw[offset:offset + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
     """A fresh C-contiguous array whose data starts on an ``align``-byte boundary (the fused forward streams
     whole 64-byte gate vectors into it past the cache)."""
     dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + align, np.uint8)
-    offset = (-raw.ctypes.data) % align
-    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+    return _aligned_in(np.empty(math.prod(shape) * dtype.itemsize + align, np.uint8), shape, dtype, align)
 
 
 def clear_workspace() -> None:
