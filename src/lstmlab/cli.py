@@ -139,6 +139,10 @@ def cmd_train(args) -> int:
         corpus_name = "the built-in Python Language Reference" if tcfg.corpus == BUILTIN else tcfg.corpus
         print(f"corpus: {corpus_name}: {len(text):,} characters, vocabulary of {len(vocab)}; "
               f"{len(trainer.train_ids):,} for training, {len(trainer.val_ids):,} held out")
+        unseen, occurrences = trainer.unseen_in_training()
+        if unseen:
+            print(f"held-out part: {len(unseen)} distinct characters ({occurrences:,} occurrences) never occur in "
+                  "the training part")
         print(f"model: {mcfg.layers} x {mcfg.cell.upper()}({mcfg.units}), embedding {mcfg.embedding}, "
               f"{trainer.model.count_params():,} parameters; run directory: {out}")
     _install_stop_handlers(trainer)

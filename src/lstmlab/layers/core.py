@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional import fast
+from ..functional import fast_output
 from ..functional._validate import as_float_array
 from . import initializers as inits
 from . import regularizers as regs
@@ -63,6 +64,46 @@ class Dense(Layer):
     def _backward(self, dy):
         g = fast.dense_backward(dy, self._cache)
         return g.dx, [g.dkernel] + ([g.dbias] if self.use_bias else [])
+
+    def softmax_cross_entropy(self, x, targets, weights=None, training: bool = False) -> tuple:
+        """Cross-entropy of ``softmax(x @ kernel + bias)`` against class ids, without storing the logits.
+
+        The output layer and its loss fused (:mod:`lstmlab.functional.output`): what a model calls instead
+        of ``layer(x)`` followed by a sparse cross-entropy from logits, when only the loss is needed. With
+        a large vocabulary it is several times cheaper in time and memory.
+
+        Parameters
+        ----------
+        x : ndarray, (..., D)
+        targets : int ndarray, x.shape[:-1]
+        weights : ndarray, x.shape[:-1], optional
+            Weights of the positions (a time mask); the loss is their weighted mean.
+        training : bool
+            When True, also fills ``self.grads`` (with the regularizers' part) and returns ``dx``.
+
+        Returns
+        -------
+        (loss, dx)
+            ``dx`` has x's shape, or is None when not training.
+        """
+        if self.activation.name != "linear":
+            raise ValueError(f"layer {self.name!r}: the fused softmax cross-entropy needs a linear Dense, "
+                             f"got activation {self.activation.name!r}")
+        x = as_float_array("x", x)
+        check_features(self, x, self.kernel.shape[0])
+        lead = x.shape[:-1]
+        w = None if weights is None else np.asarray(weights).reshape(-1)
+        g = fast_output.dense_softmax_xent(x.astype(self.dtype, copy=False).reshape(-1, x.shape[-1]),
+                                           self.kernel.value, None if self.bias is None else self.bias.value,
+                                           np.asarray(targets).reshape(-1), w, need_grads=training)
+        if not training:
+            return g.loss, None
+        grads = [g.dkernel] + ([g.dbias] if self.use_bias else [])
+        for k, wt in enumerate(self.weights):
+            if wt.regularizer is not None:
+                grads[k] = grads[k] + wt.regularizer.gradient(wt.value)
+        self.grads = grads
+        return g.loss, g.dx.reshape(*lead, x.shape[-1])
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation.name,

@@ -122,7 +122,7 @@ class Sequential:
                 raise ValueError(f"x: model {self.name!r} expects input of shape {shown}, got {x.shape}")
         return x
 
-    def _forward(self, x, training: bool):
+    def _forward(self, x, training: bool, skip_last: bool = False):
         if not self.layers:
             raise ValueError(f"model {self.name!r} has no layers")
         x = self._check_x(x)
@@ -130,10 +130,29 @@ class Sequential:
             self.build(self._shape_from_data(x))
         mask = None
         with internal_activations():  # x was checked above; what flows between layers is not user input
-            for layer in self.layers:
+            for layer in self.layers[:-1] if skip_last else self.layers:
                 x = layer(x, training=training, mask=mask)
                 mask = layer.output_mask
         return x, mask
+
+    def _fused_output(self) -> bool:
+        """True when the loss is a sparse cross-entropy from the logits of a linear last Dense and nothing
+        else needs the logits (no metrics): the output layer and the loss then run fused
+        (``Dense.softmax_cross_entropy``), equal to the separate computation, without its N x V arrays."""
+        last = self.layers[-1] if self.layers else None
+        return (isinstance(self.loss, L.SparseCategoricalCrossentropy) and self.loss.from_logits
+                and not self._metric_specs and type(last).__name__ == "Dense" and last.activation.name == "linear")
+
+    def _fused_loss(self, x, y, training: bool):
+        """Forward to the last layer's input, then the fused output layer and loss: ``(loss, dh, mask)``."""
+        h, mask = self._forward(x, training=training, skip_last=True)
+        last = self.layers[-1]
+        out_shape = h.shape[:-1] + (last.units,)
+        y = self.loss.prepare_targets(y, np.broadcast_to(np.zeros((), h.dtype), out_shape))
+        with internal_activations():
+            loss, dh = last.softmax_cross_entropy(h, y, mask, training=training)
+        last.output_mask = mask
+        return loss, dh, mask
 
     def _shape_from_data(self, x) -> tuple:
         """The input shape a model infers from its first batch: batch and time stay free."""
@@ -194,10 +213,18 @@ class Sequential:
         to leave the weights untouched (a trainer's NaN / divergence check).
         """
         self._seed_layers(self.optimizer.iterations)
-        y_pred, mask = self._forward(x, training=True)
-        loss, dy = self.loss(y, y_pred, mask)
-        loss += self.regularization_loss()
-        self.backward(dy)
+        if self._fused_output():
+            y_pred = None  # never formed: the logits live one block at a time inside the fused loss
+            loss, dh, mask = self._fused_loss(x, y, training=True)
+            loss += self.regularization_loss()
+            with internal_activations():
+                for layer in reversed(self.layers[:-1]):
+                    dh = layer.backward(dh)
+        else:
+            y_pred, mask = self._forward(x, training=True)
+            loss, dy = self.loss(y, y_pred, mask)
+            loss += self.regularization_loss()
+            self.backward(dy)
         pairs = [(w, g) for layer in self.layers for w, g in zip(layer.weights, layer.grads) if w.trainable]
         if guard is not None:
             guard(loss, [g for _, g in pairs])
@@ -209,6 +236,26 @@ class Sequential:
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y)
         loss, y_pred, mask = self._train_step(x, y)
+        if not self._metric_specs:
+            return loss
+        mets = self._make_metrics(y_pred.shape[-1])
+        for m in mets:
+            m.update(y, y_pred, mask)
+        return [loss] + [m.result() for m in mets]
+
+    def test_on_batch(self, x, y):
+        """The loss (plus regularization) on one batch in inference mode; stateful layers carry their state.
+
+        Returns the loss, or ``[loss, *metrics]`` when compiled with metrics, as Keras does.
+        """
+        self._require_compiled("test_on_batch")
+        x, y = self._check_xy(x, y)
+        if self._fused_output():
+            loss, _, _ = self._fused_loss(x, y, training=False)
+            return loss + self.regularization_loss()
+        y_pred, mask = self._forward(x, training=False)
+        loss, _ = self.loss(y, y_pred, mask)
+        loss += self.regularization_loss()
         if not self._metric_specs:
             return loss
         mets = self._make_metrics(y_pred.shape[-1])
@@ -292,7 +339,7 @@ class Sequential:
                     c.on_train_batch_begin(step, {})
                 loss, y_pred, mask = self._train_step(x[idx], y[idx])
                 if mets is None:
-                    mets = self._make_metrics(y_pred.shape[-1])
+                    mets = self._make_metrics(y_pred.shape[-1]) if self._metric_specs else []
                 for m in mets:
                     m.update(y[idx], y_pred, mask)
                 loss_sum += loss * len(idx)
@@ -323,6 +370,10 @@ class Sequential:
         loss_sum, seen, mets = 0.0, 0, None
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            if self._fused_output():
+                loss, _, _ = self._fused_loss(xb, yb, training=False)
+                loss_sum, seen = loss_sum + loss * len(xb), seen + len(xb)
+                continue
             y_pred, mask = self._forward(xb, training=False)
             loss, _ = self.loss(yb, y_pred, mask)
             loss_sum += loss * len(xb)

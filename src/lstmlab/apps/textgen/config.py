@@ -43,10 +43,17 @@ class ModelConfig(_Config):
     embedding: int = 64
     dropout: float = 0.0
     cell: str = "lstm"
+    # Standard deviation of the embedding's normal initialization; None is Keras's default (uniform +-0.05),
+    # which stalls at the unigram entropy on a large vocabulary (see the README's recipe section).
+    embedding_std: float | None = 1.0
+    # Start the output bias at the log frequencies of the training text's characters.
+    unigram_bias: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "layers", "units", "embedding"):
             _positive_int(name, getattr(self, name))
+        if self.embedding_std is not None:
+            _positive("embedding_std", self.embedding_std)
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
         if self.cell not in CELLS:
@@ -64,6 +71,7 @@ class TrainConfig(_Config):
     clipnorm: float | None = 5.0
     epochs: int = 20
     minutes: float | None = None
+    steps: int | None = None  # stop after this many optimizer steps in all (a budget, like minutes)
     val_fraction: float = 0.1
     seed: int = 0
     eval_every: int | None = None  # steps between validations; None = once per epoch
@@ -77,6 +85,8 @@ class TrainConfig(_Config):
             _positive("clipnorm", self.clipnorm)
         if self.minutes is not None:
             _positive("minutes", self.minutes)
+        if self.steps is not None:
+            _positive_int("steps", self.steps)
         if self.eval_every is not None:
             _positive_int("eval_every", self.eval_every)
         if self.optimizer not in OPTIMIZERS:

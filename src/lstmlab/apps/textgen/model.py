@@ -5,6 +5,7 @@ import numpy as np
 
 from ... import functional as F
 from ... import layers as L
+from ...layers import initializers as I
 from ...training import optimizers as O
 from ...models import Sequential
 from ...training.losses import SparseCategoricalCrossentropy
@@ -14,9 +15,17 @@ from .corpus import Vocabulary
 _CELL = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
 
 
-def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None) -> Sequential:
-    """Embedding -> stateful recurrent layers (dropout between them, char-rnn style) -> Dense logits."""
-    stack = [L.Embedding(cfg.vocab_size, cfg.embedding, batch_input_shape=(batch_size, seq_len), name="embedding")]
+def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, unigram=None) -> Sequential:
+    """Embedding -> stateful recurrent layers (dropout between them, char-rnn style) -> Dense logits.
+
+    The embedding starts from N(0, ``cfg.embedding_std``) (Keras's uniform +-0.05 when it is None). With
+    ``unigram`` (each character's frequency in the training text), the output bias starts at its logarithm,
+    so the untrained model already predicts the unigram distribution instead of spending its first hundred
+    steps learning it.
+    """
+    init = "uniform" if cfg.embedding_std is None else I.RandomNormal(0.0, cfg.embedding_std)
+    stack = [L.Embedding(cfg.vocab_size, cfg.embedding, embeddings_initializer=init,
+                         batch_input_shape=(batch_size, seq_len), name="embedding")]
     for k in range(cfg.layers):
         if cfg.dropout and k > 0:
             stack.append(L.Dropout(cfg.dropout, name=f"dropout_{k}"))
@@ -24,7 +33,17 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None) -
     if cfg.dropout:
         stack.append(L.Dropout(cfg.dropout, name=f"dropout_{cfg.layers}"))
     stack.append(L.Dense(cfg.vocab_size, name="logits"))
-    return Sequential(stack, name="char_model")
+    model = Sequential(stack, name="char_model")
+    if unigram is not None:
+        model.layers[-1].bias.assign(log_unigram(unigram))
+    return model
+
+
+def log_unigram(counts) -> np.ndarray:
+    """Log frequencies of the characters, with an unseen character counted as half an occurrence."""
+    counts = np.maximum(np.asarray(counts, np.float64), 0.5)  # (V,)
+    logp = np.log(counts / counts.sum())
+    return (logp - logp.mean()).astype(np.float32)  # softmax ignores a constant; centered for tidiness
 
 
 def compile_model(model: Sequential, cfg: TrainConfig) -> None:

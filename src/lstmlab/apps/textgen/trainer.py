@@ -165,8 +165,9 @@ class TextTrainer:
         self.max_offset = min(S, len(self.train_ids) - B * (S + 1))
         self.steps_per_epoch = n_windows((len(self.train_ids) - self.max_offset) // B, S)
         if model is None:
+            unigram = np.bincount(self.train_ids, minlength=len(vocab)) if mcfg.unigram_bias else None
             with backend.seeded(tcfg.seed):  # the initial weights are a function of the seed
-                model = build_model(mcfg, B)
+                model = build_model(mcfg, B, unigram=unigram)
             compile_model(model, tcfg)
             model._train_seed = tcfg.seed
         self._evaluator = None
@@ -174,6 +175,17 @@ class TextTrainer:
         self.progress = progress if progress is not None else Progress()
         self.stop_signal: int | None = None
         self.limit = max(3.0 * math.log(len(vocab)), 10.0)  # a loss this far above chance has exploded
+
+    def unseen_in_training(self) -> tuple[str, int]:
+        """The characters of the held-out part that never occur in the training part, and their occurrences.
+
+        A Chinese text has many (rare characters); the model can only give them the probability its
+        output bias leaves for characters it never saw, which the validation loss includes.
+        """
+        seen = np.bincount(self.train_ids, minlength=len(self.vocab)) > 0
+        held = np.bincount(self.val_ids, minlength=len(self.vocab))
+        unseen = np.flatnonzero(~seen & (held > 0))
+        return self.vocab.decode(unseen), int(held[unseen].sum())
 
     # -- pieces ------------------------------------------------------------
     def request_stop(self, signum: int) -> None:
@@ -203,14 +215,13 @@ class TextTrainer:
         if self._evaluator is None:
             with backend.seeded(0):  # its weights are overwritten below; keep the global generator untouched
                 self._evaluator = build_model(self.mcfg, n)
+            compile_model(self._evaluator, self.tcfg)
         evaluator = self._evaluator
         evaluator.reset_states()
         evaluator.set_weights(self.model.get_weights())
         total, count = 0.0, 0
         for x, y in windows(rows, seq):
-            logits = evaluator(x, training=False)
-            loss, _ = self.model.loss(y, logits)
-            total += loss * y.size
+            total += evaluator.test_on_batch(x, y) * y.size  # the fused output loss: no (n, seq, V) logits
             count += y.size
         return total / count
 
@@ -284,7 +295,8 @@ class TextTrainer:
                     self._checkpoint(best=False)
                     self._print(f"\nstopped at step {p.global_step}: checkpoint saved to {self.run.checkpoint}")
                     return "interrupted"
-                out_of_time = deadline is not None and time.monotonic() >= deadline
+                out_of_steps = t.steps is not None and p.global_step >= t.steps
+                out_of_time = out_of_steps or (deadline is not None and time.monotonic() >= deadline)
                 if p.global_step % eval_every == 0 or out_of_time or k + 1 == self.steps_per_epoch:
                     if k + 1 == self.steps_per_epoch:
                         p.epoch, p.step_in_epoch = p.epoch + 1, 0
@@ -292,7 +304,8 @@ class TextTrainer:
                     self._validate(window_loss / window_steps, rate, samples)
                     window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
                     if out_of_time:
-                        self._print(f"time budget of {format_duration(60.0 * t.minutes)} reached")
+                        self._print(f"step budget of {t.steps} reached" if out_of_steps else
+                                    f"time budget of {format_duration(60.0 * t.minutes)} reached")
                         return "budget"
                     if p.step_in_epoch == 0:
                         break
