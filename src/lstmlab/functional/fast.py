@@ -19,7 +19,8 @@ dropout), the time loop runs in C:
   GEMM before the loop, and each step one GEMM and one fused pass over the
   units (AVX-512 registers for the float32 LSTM backward; otherwise
   vectorized loops over glibc's expf / tanhf);
-* the batch is split across the cores: each thread runs the whole time loop
+* the batch is split across the cores (those the calling thread may run on at
+  the time of the call, see :func:`threads`): each thread runs the whole time loop
   for its rows, so there is no per-step barrier; a batch too small to split
   (B < 8) is split by hidden units instead, the parts meeting once per step
   (both unit-split loops run on the C worker threads);
@@ -51,8 +52,11 @@ from ._validate import recurrent_args, upstream
 from .activations import get_activation
 
 MIN_ROWS_PER_THREAD = 4
+C_POOL_MAX_THREADS = 64  # pool.c's MAX_THREADS: lk_parallel refuses a job of more parts
+_THREADS: int | None = None  # set_threads(n): at most n threads; None: as many as the allowed cores
 _POOL: ThreadPoolExecutor | None = None
-_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_POOL_WORKERS = 0
+_POOL_LOCK = threading.Lock()
 
 
 def available() -> bool:
@@ -60,26 +64,74 @@ def available() -> bool:
     return _fast.KERNELS is not None
 
 
-def set_threads(n: int) -> None:
-    """Threads the batch is split across (default: the cores this process may use)."""
-    global _THREADS, _POOL
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+def set_threads(n: int | None) -> None:
+    """At most ``n`` threads split a call's work; ``None`` (the default): as many as there are allowed cores.
+
+    Never more than the cores the calling thread may run on at the time of the call (see :func:`threads`).
+    """
+    global _THREADS
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     _THREADS = n
-    if _POOL is not None:
-        _POOL.shutdown()
-        _POOL = None
+    _drop_pool()
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:  # each worker uses single-threaded BLAS for its own GEMMs
-        _POOL = ThreadPoolExecutor(_THREADS, initializer=_fast.SET_THREADS_LOCAL, initargs=(1,))
-    return _POOL
+def _allowed_cores() -> int:
+    """The cores the calling thread may run on now (about 0.4 us: one sched_getaffinity system call)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads() -> int:
+    """Threads a call splits its work across: the cores the calling thread may run on, asked at every call.
+
+    The affinity can narrow after import (``os.sched_setaffinity``, ``taskset -p``, a container's CPU set):
+    a count fixed at import then splits the work, and the unit split's per-step barrier, across threads that
+    cannot run at the same time. Measured at B = 1, T = 500, H = 256 on a machine narrowed to one core: 273
+    ms with two parts against 9 ms with one. Capped by :func:`set_threads` and by the C pool's 64 threads.
+    """
+    n = _allowed_cores()
+    if _THREADS is not None:
+        n = min(n, _THREADS)
+    return max(1, min(n, C_POOL_MAX_THREADS))
+
+
+def _drop_pool() -> None:
+    """Forget the Python pool; its threads end once the last caller holding it is done (the executor's own
+    weakref callback wakes them), so a caller still submitting to it is never refused."""
+    global _POOL, _POOL_WORKERS
+    with _POOL_LOCK:
+        _POOL, _POOL_WORKERS = None, 0
+
+
+def _forget_pool_in_child() -> None:
+    """After ``fork()`` in the child, which has only the forking thread: the inherited pool believes its
+    workers idle and never starts new ones, so the child's first split call waited on its futures forever.
+    The child starts a pool of its own on first use instead (pool.c does the same for the C threads). The
+    lock is new too: a thread of the parent may have held it at the fork."""
+    global _POOL, _POOL_WORKERS, _POOL_LOCK
+    _POOL_LOCK = threading.Lock()
+    _POOL, _POOL_WORKERS = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The Python worker pool, with at least ``workers`` threads (more cores may be allowed than at its start)."""
+    global _POOL, _POOL_WORKERS
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_WORKERS < workers:  # a smaller pool is dropped as in _drop_pool
+            # each worker uses single-threaded BLAS for its own GEMMs
+            _POOL = ThreadPoolExecutor(workers, initializer=_fast.SET_THREADS_LOCAL, initargs=(1,))
+            _POOL_WORKERS = workers
+        return _POOL
 
 
 def _split(B: int) -> list[tuple[int, int]]:
-    n = max(1, min(_THREADS, B // MIN_ROWS_PER_THREAD))
+    n = max(1, min(threads(), B // MIN_ROWS_PER_THREAD))
     edges = [(B * i + n // 2) // n for i in range(n + 1)]  # as even as integers allow
     return list(zip(edges[:-1], edges[1:]))
 
@@ -97,7 +149,8 @@ def _in_parallel(calls) -> list:
     """Run the calls at the same time, returning their results: the first here, on single-threaded BLAS,
     the others on the pool. The caller works instead of waiting, and one thread fewer has to be woken
     (measured: a (32, 4, 4, 32) forward, nearly all overhead, went from 240 to 190 us)."""
-    futures = [_pool().submit(call) for call in calls[1:]]
+    pool = _pool(len(calls) - 1) if len(calls) > 1 else None
+    futures = [pool.submit(call) for call in calls[1:]]
     previous = _fast.SET_THREADS_LOCAL(1)
     try:
         first = calls[0]()
@@ -218,7 +271,7 @@ def parallel_matmul(a, b):
     inner dimension is the long one (weight gradients, ``x.T @ dy``), the inner dimension split and the
     partial products summed."""
     (m, k), n = a.shape, b.shape[1]
-    if not _own_gemm(a.dtype) or _THREADS < 2 or 2.0 * m * n * k < PARALLEL_MIN_FLOPS:
+    if not _own_gemm(a.dtype) or 2.0 * m * n * k < PARALLEL_MIN_FLOPS or threads() < 2:
         return matmul(a, b)
     if m >= k:
         out = np.empty((m, n), a.dtype)
@@ -273,11 +326,13 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     no barrier. So "auto" splits by units only when the batch is too small to split. (Measured before the
     forward's cell was fused into its GEMM.)
     """
-    if UNIT_SPLIT == "never" or not _own_gemm(dtype) or _THREADS < 2 or T < PACK_MIN_STEPS or H < 32:
+    if UNIT_SPLIT == "never" or not _own_gemm(dtype) or T < PACK_MIN_STEPS or H < 32:
         return None
     if UNIT_SPLIT == "auto" and B >= 2 * MIN_ROWS_PER_THREAD:
         return None
-    n = min(_THREADS, H // 16)
+    n = min(threads(), H // 16)
+    if n < 2:  # one allowed core: parts that meet at a barrier every step would take turns on it
+        return None
     edges = [int(round(i * (H // 16) / n)) * 16 for i in range(n + 1)]
     edges[-1] = H
     return list(zip(edges[:-1], edges[1:]))

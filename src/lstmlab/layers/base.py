@@ -12,10 +12,30 @@ Contract (tests and tools rely on it)
   ``layer.weights`` gives the live :class:`Weight` objects.
 * ``get_config()`` / ``from_config()`` round-trip the constructor arguments.
 * Inputs are batch-first ``(batch, time, features)``.
+
+Threads
+-------
+A layer trains in one thread at a time, and that is enforced rather than
+hoped for: its training call and ``backward()`` share one cache, so a second
+thread that trained it between another thread's call and backward silently
+gave that thread the wrong ``dx`` (seen in 3 of 200 calls). Now:
+
+* a training call (``training=True``) or ``backward()`` that starts while
+  another thread is inside a training call or ``backward()`` of the same
+  layer raises ``RuntimeError`` naming the layer and both threads;
+* ``backward()`` raises ``RuntimeError`` when the layer's last call was made
+  in another thread (its cache, if any, belongs to that thread's call), so
+  forward and backward must run in the same thread.
+
+Inference calls (``training=False``) are not refused: several threads may
+predict with one layer at once. To train one model from several threads,
+give each thread its own copy, or hold a lock around each training step.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -24,6 +44,15 @@ from .. import backend
 from ..backend import unique_name
 from . import initializers as inits
 from . import regularizers as regs
+
+_TRAINING_LOCK = threading.Lock()  # guards every layer's ``_training_in``; held for a few instructions
+
+
+def _this_thread() -> tuple[int, str]:
+    """(ident, name) of the calling thread: plain values, so a layer stays copyable and holds no thread alive."""
+    t = threading.current_thread()
+    return t.ident, t.name
+
 
 def _snake(name: str) -> str:
     s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
@@ -129,13 +158,33 @@ class Layer:
         return mask
 
     def __call__(self, x, training: bool = False, mask=None, **kwargs):
-        if not self.built:
-            self.build(self._input_shape_of(x))
-            self.built = True
-        self._called_training = bool(training)
-        out = self.forward(x, training=training, mask=mask, **kwargs)
-        self.output_mask = self.compute_mask(x, mask)
-        return out
+        with self._one_training_thread("a training call") if training else contextlib.nullcontext():
+            if not self.built:
+                self.build(self._input_shape_of(x))
+                self.built = True
+            self._called_training = bool(training)
+            self._called_in = _this_thread()  # whose cache the next backward() would use
+            out = self.forward(x, training=training, mask=mask, **kwargs)
+            self.output_mask = self.compute_mask(x, mask)
+            return out
+
+    @contextlib.contextmanager
+    def _one_training_thread(self, what: str):
+        """Run a training call or backward(), refusing it while another thread is in one (see Threads above)."""
+        me = _this_thread()
+        with _TRAINING_LOCK:
+            owner = self.__dict__.get("_training_in")
+            if owner is not None and owner != me:
+                raise RuntimeError(f"layer {self.name!r}: {what} in thread {me[1]!r} while thread {owner[1]!r} "
+                                   "is in a training call or backward() of this layer; a layer trains in one thread "
+                                   "at a time (give each thread its own model, or hold a lock around each training "
+                                   "step)")
+            self._training_in = me
+        try:
+            yield
+        finally:
+            if owner is None:  # the outermost entry of this thread (a wrapper's inner calls nest) ends the claim
+                self._training_in = None
 
     def _input_shape_of(self, x) -> tuple:
         shape = np.shape(x)
@@ -145,9 +194,22 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy):
-        """Gradient with respect to the input of the last ``training=True`` call; fills ``self.grads``."""
-        if self._cache is None or not getattr(self, "_called_training", False):
-            raise RuntimeError(f"layer {self.name!r}: backward() needs a preceding call with training=True")
+        """Gradient with respect to the input of the last ``training=True`` call; fills ``self.grads``.
+
+        Runs in the thread that made that call; see Threads in the module docstring.
+        """
+        with self._one_training_thread("backward()"):
+            me, caller = _this_thread(), self.__dict__.get("_called_in")
+            if caller is not None and caller != me:
+                raise RuntimeError(f"layer {self.name!r}: backward() in thread {me[1]!r}, but the layer's last call "
+                                   f"was made in thread {caller[1]!r}; a layer trains in one thread at a time, its "
+                                   "training call and backward() in the same thread")
+            if self._cache is None or not getattr(self, "_called_training", False):
+                raise RuntimeError(f"layer {self.name!r}: backward() needs a preceding call with training=True")
+            return self._backward_filling_grads(dy)
+
+    def _backward_filling_grads(self, dy):
+        """``_backward`` plus the penalties' gradients; fills ``self.grads`` and returns dx."""
         dx, grads = self._backward(dy)
         for k, w in enumerate(self.weights):
             if w.regularizer is not None and grads[k] is not None:

@@ -24,9 +24,7 @@ class _Wrapper(Layer):
     def weights(self):
         return [w for layer in self._inner() for w in layer.weights]
 
-    def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"layer {self.name!r}: backward() needs a preceding call with training=True")
+    def _backward_filling_grads(self, dy):
         dx = self._backward(dy)
         self.grads = [g for layer in self._inner() for g in layer.grads]  # penalties already added inside
         return dx
@@ -60,8 +58,16 @@ class Bidirectional(_Wrapper):
     def __init__(self, layer: Layer, merge_mode="concat", backward_layer: Layer | None = None, **kwargs):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode: expected one of concat, sum, mul, ave, None, got {merge_mode!r}")
-        if not hasattr(layer, "return_sequences"):
-            raise ValueError(f"layer: Bidirectional expects a recurrent layer (LSTM, GRU, SimpleRNN), got {type(layer).__name__}")
+        if isinstance(layer, Bidirectional):
+            # Keras 3 refuses it too (its message: "Unrecognized keyword arguments passed to Bidirectional:
+            # {'go_backwards': True}"): a backward copy of a layer that already reads both directions is the layer.
+            raise ValueError("layer: Bidirectional expects a recurrent layer (LSTM, GRU, SimpleRNN), got a "
+                             "Bidirectional layer, which already runs both directions; to stack them, put two "
+                             "Bidirectional layers one after the other (the first with return_sequences=True)")
+        for name, rnn in (("layer", layer), ("backward_layer", backward_layer)):
+            if rnn is not None and not (hasattr(rnn, "return_sequences") and hasattr(rnn, "go_backwards")):
+                raise ValueError(f"{name}: Bidirectional expects a recurrent layer (LSTM, GRU, SimpleRNN), "
+                                 f"got {type(rnn).__name__}")
         if layer.batch_input_shape is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["batch_input_shape"] = layer.batch_input_shape
         super().__init__(**kwargs)

@@ -98,7 +98,21 @@ class MeanAbsoluteError(MeanSquaredError):
 
 
 class BinaryCrossentropy(Loss):
+    """Targets are probabilities in [0, 1] (hard 0 / 1 labels or soft ones), with or without ``from_logits``.
+
+    Others are refused: y = 2 has no meaning as a probability, and the formula would still return a finite
+    loss and a gradient that trains towards nonsense (PyTorch refuses them too).
+    """
+
     name = "binary_crossentropy"
+
+    def prepare_targets(self, y, y_pred):
+        y = super().prepare_targets(y, y_pred)
+        outside = (y < 0) | (y > 1)
+        if outside.any():
+            raise ValueError(f"y: binary cross-entropy expects targets in [0, 1], got {y[outside].ravel()[0]:g} "
+                             f"({int(outside.sum())} of {y.size} values outside)")
+        return y
 
     def per_position(self, y, p):
         C = p.shape[-1]
