@@ -33,6 +33,7 @@ POOL = [None, True, False, 0, 1, -1, 2, 3, 2**31, 2**63, -(2**63), 10**9, 10**30
         "", "x", "LSTM", "Dense", "TimeDistributed", "Bidirectional", "adam", "float64", "int32", "F32", "I32",
         "BOOL", "lstm_1", [], [1], [None, None], {}, {"class_name": "LSTM", "config": {}}]
 META_JSON = ("config", "compile", "extra", "weight_order")
+SPECIAL_FLOATS = [np.inf, -np.inf, np.nan, 3e38, -3e38, 1e30, 1e-45, -0.0]
 
 
 # -- bytes ---------------------------------------------------------------------
@@ -55,6 +56,9 @@ def bytes_case(valid: bytes, rng) -> tuple[str, bytes]:
         at = int(rng.integers(lo, hi))
         if name == "bytes: JSON header" and rng.random() < 0.5:  # printable: keeps the JSON parseable more often
             data[at] = int(rng.choice(list(b'0123456789-.eE[]{}",:tfn ')))
+        elif name == "bytes: tensor data" and rng.random() < 0.5:  # a whole special float32 (data is 4-aligned)
+            at -= (at - lo) % 4
+            data[at : at + 4] = np.float32(SPECIAL_FLOATS[int(rng.integers(len(SPECIAL_FLOATS)))]).tobytes()
         else:
             data[at] = int(rng.integers(0, 256))
     assert header is not None

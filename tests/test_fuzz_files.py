@@ -34,9 +34,9 @@ def fuzz(kind: str, seed: int, cases: int, folder) -> tuple[dict, list]:
         elif "outcome" in row:
             open_case = None
             counts[row["category"]][0] += 1
+            counts[row["category"]][2] += row["outcome"] == "loads"
             if row["outcome"] in ("loads", "refused"):
                 counts[row["category"]][1] += 1
-            counts[row["category"]][2] += row["outcome"] == "loads"
             else:
                 failures.append(row)
     if proc.returncode != 0:
