@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import __version__
+from .io.errors import ModelFileError
 
 EXIT_BAD_INPUT = 2
 
@@ -230,6 +231,8 @@ def main(argv=None) -> int:
         return _fail(str(exc))
     except BrokenPipeError:  # e.g. piped into head: not an error
         return 0
+    except ModelFileError as exc:  # about a field inside a file: never shown as an option the user typed
+        return _fail(str(exc))
     except (ValueError, OSError) as exc:
         return _fail(_option_style(str(exc)))
     except KeyboardInterrupt:

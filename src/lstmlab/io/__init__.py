@@ -1,4 +1,5 @@
 """File formats: safetensors (weights) with JSON metadata; nothing here can run code."""
-from .safetensors import atomic_write, load_file, save_file
+from .errors import ModelFileError
+from .safetensors import CorruptFileError, atomic_write, load_file, save_file
 
-__all__ = ["save_file", "load_file", "atomic_write"]
+__all__ = ["save_file", "load_file", "atomic_write", "ModelFileError", "CorruptFileError"]

@@ -15,8 +15,11 @@ def serialize(layer: Layer) -> dict:
 
 
 def deserialize(spec: dict) -> Layer:
-    name = spec.get("class_name") if isinstance(spec, dict) else None
-    if name not in LAYERS:
+    """A layer from ``{"class_name", "config"}``; only the registered classes above can be named."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"layer: expected {{\"class_name\", \"config\"}}, got {type(spec).__name__}")
+    name = spec.get("class_name")
+    if not isinstance(name, str) or name not in LAYERS:
         raise ValueError(f"layer: unknown layer class {name!r}; expected one of {', '.join(sorted(LAYERS))}")
     return LAYERS[name].from_config(spec.get("config", {}))
 

@@ -44,6 +44,44 @@ from .. import backend
 from ..backend import unique_name
 from . import initializers as inits
 from . import regularizers as regs
+from ._config import check_arguments, check_shape_argument
+
+_SOURCE = threading.local()  # where add_weight takes values from while a file is being loaded
+
+
+@contextlib.contextmanager
+def weights_from(source):
+    """Inside the block, ``add_weight`` takes each new weight from ``source(layer, name, shape, dtype)``.
+
+    This is how a model file is loaded without building twice or repeating any layer's shape rules:
+    the layers build as usual, and at the one place weights are created the loader compares the
+    shape the config implies with the tensor in the file and hands over that tensor, or refuses.
+    No initializer runs, so a config that implies a huge weight allocates nothing.
+    """
+    previous = getattr(_SOURCE, "fn", None)
+    _SOURCE.fn = source
+    try:
+        yield
+    finally:
+        _SOURCE.fn = previous
+
+
+def check_base_arguments(config: dict) -> None:
+    """Types of the arguments every layer takes, as they come from a file's JSON."""
+    name = config.get("name")
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise ValueError(f"name: expected a non-empty string without '/', got {name!r}")
+    if config.get("dtype") is not None and config["dtype"] not in backend._VALID_FLOATX:
+        raise ValueError(f"dtype: expected one of {', '.join(backend._VALID_FLOATX)}, got {config['dtype']!r}")
+    if not isinstance(config.get("trainable", True), bool):
+        raise ValueError(f"trainable: expected true or false, got {config['trainable']!r}")
+    for key in ("batch_input_shape", "input_shape"):
+        if config.get(key) is not None:
+            check_shape_argument(key, config[key])
+    for key in ("batch_size", "input_dim"):
+        if config.get(key) is not None:
+            check_shape_argument(key, [config[key]])
+
 
 _TRAINING_LOCK = threading.Lock()  # guards every layer's ``_training_in``; held for a few instructions
 
@@ -117,7 +155,11 @@ class Layer:
 
     # -- weights -----------------------------------------------------------
     def add_weight(self, name: str, shape: tuple, initializer, regularizer=None, trainable: bool = True) -> Weight:
-        value = inits.get(initializer)(shape, self.dtype)
+        source = getattr(_SOURCE, "fn", None)
+        if source is not None:
+            value = source(self, name, tuple(shape), self.dtype)
+        else:
+            value = inits.get(initializer)(shape, self.dtype)
         w = Weight(self, name, np.ascontiguousarray(value), regs.get(regularizer), trainable)
         self._weights.append(w)
         return w
@@ -232,7 +274,8 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict):
-        config = dict(config)
+        config = check_arguments(cls, config)
+        check_base_arguments(config)
         if "batch_input_shape" in config and config["batch_input_shape"] is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
         return cls(**config)

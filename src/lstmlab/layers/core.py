@@ -9,6 +9,7 @@ from ..functional import fast_output
 from ..functional._validate import as_float_array
 from . import initializers as inits
 from . import regularizers as regs
+from ._config import check_shape_argument
 from .base import Layer
 
 
@@ -198,6 +199,8 @@ class Dropout(Layer):
     def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
+        if noise_shape is not None:
+            check_shape_argument("noise_shape", noise_shape)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ._config import check_arguments
 
 
 class Initializer:
@@ -130,7 +131,7 @@ def get(spec, *, argument: str = "initializer") -> Initializer:
     if isinstance(spec, dict):
         name, config = spec.get("class_name"), spec.get("config", {})
         if name in INITIALIZERS:
-            return INITIALIZERS[name](**config)
+            return INITIALIZERS[name](**check_arguments(INITIALIZERS[name], config, f"{argument}: "))
         spec = name
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]()

@@ -65,6 +65,8 @@ class _Recurrent(Layer):
 
     def build(self, input_shape):
         D, G = input_shape[-1], self._gates * self.units
+        if len(input_shape) != 3:
+            raise ValueError(f"input_shape: layer {self.name!r} expects (batch, time, features), got {input_shape}")
         if D is None:
             raise ValueError(f"input_shape: layer {self.name!r} needs a known feature size, got {input_shape}")
         self.kernel = self.add_weight("kernel", (D, G), self.kernel_initializer, self.kernel_regularizer)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._config import check_arguments
+
 
 class L1L2:
     """``l1 * sum|w| + l2 * sum w^2`` (Keras's names ``l1``, ``l2``, ``l1_l2``)."""
@@ -50,7 +52,7 @@ def get(spec, *, argument: str = "regularizer") -> L1L2 | None:
     if spec is None or isinstance(spec, L1L2):
         return spec
     if isinstance(spec, dict):
-        return L1L2(**spec.get("config", spec))
+        return L1L2(**check_arguments(L1L2, spec.get("config", spec), f"{argument}: "))
     if isinstance(spec, str) and spec in _BY_NAME:
         return _BY_NAME[spec]()
     raise ValueError(f"{argument}: unknown regularizer {spec!r}; expected one of {', '.join(_BY_NAME)} or None")

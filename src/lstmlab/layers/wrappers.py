@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from ._config import check_arguments
+from .base import Layer, check_base_arguments
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -39,7 +40,8 @@ class _Wrapper(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = check_arguments(cls, config)
+        check_base_arguments(config)
         config["layer"] = _layer_from_config(config["layer"])
         if config.get("batch_input_shape") is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])

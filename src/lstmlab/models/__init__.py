@@ -1,5 +1,6 @@
 """Models: Sequential, its summary, and model files."""
+from ..io.errors import ModelFileError
 from .saving import load_model
 from .sequential import Sequential
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Sequential", "load_model", "ModelFileError"]

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-
-from ..io.safetensors import CorruptFileError, load_file, save_file
+from ..io.errors import ModelFileError
+from ..io.safetensors import load_file, save_file
+from .model_file import ModelFile
 
 FORMAT = "lstmlab.model"
 FORMAT_VERSION = "1"
@@ -57,60 +57,46 @@ def save_model(model, path, include_optimizer: bool = True, extra: dict | None =
 
 
 def read_model_file(path):
-    """Tensors and metadata of a model file, with a clear error for anything that is not one."""
+    """Tensors and metadata of a model file, with a clear error for anything that is not one.
+
+    Raises
+    ------
+    ModelFileError
+        (a ValueError) for a file that is not a well-formed lstmlab model file; the message names
+        the file and the field.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"path: no model file at {path!r}")
-    try:
-        tensors, meta = load_file(path)
-    except CorruptFileError as exc:
-        raise ValueError(f"path: {exc}") from None
+    tensors, meta = load_file(path)
     if meta.get("format") != FORMAT:
-        raise ValueError(f"path: {path!r} is a safetensors file but not an lstmlab model (format {meta.get('format')!r})")
+        raise ModelFileError(path, "format", f"this is a safetensors file but not an lstmlab model "
+                                             f"(format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"path: {path!r} has model format version {meta.get('format_version')!r}; "
-                         f"this lstmlab reads version {FORMAT_VERSION}")
+        raise ModelFileError(path, "format_version", f"model format version {meta.get('format_version')!r}; "
+                                                     f"this lstmlab reads version {FORMAT_VERSION}")
     return tensors, meta
 
 
 def restore_into(model, tensors: dict, meta: dict, path: str) -> None:
-    order = json.loads(meta["weight_order"])
-    paths = [w.path for w in model.weights]
-    if order != paths:
-        raise ValueError(f"path: {path!r} holds weights {order}, the model has {paths}")
-    for w in model.weights:
-        value = tensors.get(f"weights/{w.path}")
-        if value is None or value.shape != w.shape:
-            raise ValueError(f"path: {path!r} is missing weight {w.path!r} of shape {w.shape}")
-        w.value[...] = value
-    for layer in model.layers:
-        for sub in getattr(layer, "_inner", lambda: [layer])():
-            states = [tensors[f"states/{sub.name}/{k}"] for k in range(2) if f"states/{sub.name}/{k}" in tensors]
-            if states:
-                sub.states = [s.astype(sub.dtype) for s in states]
-                sub._fixed_batch = states[0].shape[0]
+    """Load a file's weights and carried states into ``model``, whose layers must match the file's."""
+    file = ModelFile(os.fspath(path), tensors, meta)
+    file.restore_weights(model)
+    file.restore_states(model, keep_batch=False)
 
 
 def load_model(path, compile: bool = True):
-    """Rebuild a model saved with ``model.save(path)``: layers, weights and (with ``compile``) optimizer state."""
-    from .sequential import Sequential
+    """Rebuild a model saved with ``model.save(path)``: layers, weights and (with ``compile``) optimizer state.
 
+    Every shape the config implies is checked against the file's tensors before any weight
+    exists (see :mod:`lstmlab.models.model_file`); any problem raises one
+    :class:`~lstmlab.io.ModelFileError` naming the file and the field.
+    """
     path = os.fspath(path)
-    tensors, meta = read_model_file(path)
-    try:
-        model = Sequential.from_config(json.loads(meta["config"]))
-    except (KeyError, json.JSONDecodeError, TypeError) as exc:
-        raise ValueError(f"path: {path!r} has a corrupted model config ({exc})") from None
-    restore_into(model, tensors, meta, path)
-    if compile and "compile" in meta:
-        cc = json.loads(meta["compile"])
-        model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"])
-        model._train_seed = int(meta["train_seed"])
-        opt = model.optimizer
-        opt.iterations = int(meta["optimizer_iterations"])
-        for name, arr in tensors.items():
-            if name.startswith("optimizer/"):
-                _, slot, wpath = name.split("/", 2)
-                opt.slots.setdefault(slot, {})[wpath] = np.array(arr)
-    model.extra = json.loads(meta["extra"]) if "extra" in meta else {}
+    file = ModelFile(path, *read_model_file(path))
+    model = file.build()
+    file.restore_states(model)
+    if compile and "compile" in file.meta:
+        file.compile(model)
+    model.extra = file.extra()
     return model

@@ -1,0 +1,17 @@
+"""The one error a bad model or weights file raises."""
+from __future__ import annotations
+
+import os
+
+
+class ModelFileError(ValueError):
+    """A file lstmlab refuses to read: the message names the file (``path``) and the field at fault.
+
+    Raised for every way a file can be wrong (truncated, malformed JSON, a config that disagrees
+    with the tensors, non-finite weights...), so callers need to catch only this (a ValueError).
+    """
+
+    def __init__(self, path, field: str | None, problem: str):
+        self.path, self.field, self.problem = os.fspath(path), field, problem
+        where = f"path: {self.path!r}: {field}" if field else f"path: {self.path!r}"
+        super().__init__(f"{where}: {problem}")

@@ -1,0 +1,215 @@
+"""Reading a model file as a stranger may have written it: every field checked before it is used.
+
+The order matters for memory. :func:`lstmlab.io.load_file` has already checked every tensor
+entry against the file's bytes, so the tensors together are no larger than the file. The model
+is then built from its config with :func:`lstmlab.layers.base.weights_from`: at the one place a
+weight is created, the shape the config implies is compared with the file's tensor of that name,
+and the file's array is used, so no initializer runs and a config that implies a 6 GB weight is
+refused before anything of that size exists. Nothing here repeats a layer's shape rules.
+
+Every problem becomes one :class:`~lstmlab.io.ModelFileError` naming the file and the field.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+
+import numpy as np
+
+from ..io.errors import ModelFileError
+from ..io.safetensors import parse_json
+from ..layers import deserialize
+from ..layers._config import check_arguments, check_shape_argument
+from ..layers.base import weights_from
+from ..training import losses as L
+from ..training import optimizers as O
+
+MAX_DEPTH = 64  # JSON nesting in a metadata field; a real model config is under 10 deep
+_INTEGER = re.compile(r"[0-9]{1,19}")
+# Exceptions a constructor can raise for a value of the wrong type or range; all become ModelFileError.
+_CONFIG_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+class ModelFile:
+    """The tensors and metadata of one model file, and the checked steps that turn them into a model."""
+
+    def __init__(self, path: str, tensors: dict, meta: dict):
+        self.path, self.tensors, self.meta = path, tensors, meta
+        self.used: set[str] = set()
+
+    def error(self, field, problem) -> ModelFileError:
+        return ModelFileError(self.path, field, problem)
+
+    @contextlib.contextmanager
+    def about(self, field: str):
+        """Errors raised inside the block are about ``field`` of this file."""
+        try:
+            yield
+        except ModelFileError:
+            raise
+        except _CONFIG_ERRORS as exc:
+            problem = str(exc) if isinstance(exc, ValueError) else f"not a valid value ({type(exc).__name__}: {exc})"
+            raise self.error(field, problem) from None
+
+    # -- metadata -----------------------------------------------------------
+    def json(self, key: str, kind: type, required: bool = True):
+        """Metadata field ``key`` parsed as strict JSON of type ``kind`` (``None`` when optional and absent)."""
+        if key not in self.meta:
+            if required:
+                raise self.error(key, "missing from the file's metadata")
+            return None
+        try:
+            value = parse_json(self.meta[key], MAX_DEPTH)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if not isinstance(value, kind):
+            raise self.error(key, f"expected a JSON {'object' if kind is dict else kind.__name__}, "
+                                  f"got {type(value).__name__}")
+        return value
+
+    def integer(self, key: str) -> int:
+        text = self.meta.get(key)
+        if text is None:
+            raise self.error(key, "missing from the file's metadata")
+        if not _INTEGER.fullmatch(text) or int(text) >= 2**63:
+            raise self.error(key, f"expected a non-negative integer below 2**63, got {text[:40]!r}")
+        return int(text)
+
+    # -- tensors ------------------------------------------------------------
+    def tensor(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """The file's tensor ``name``, which must have exactly this shape and dtype and finite values."""
+        dtype = np.dtype(dtype)
+        arr = self.tensors.get(name)
+        if arr is None:
+            raise self.error(name, f"missing: the config implies a {dtype.name} tensor of shape {shape}")
+        if arr.shape != tuple(shape):
+            raise self.error(name, f"the config implies shape {tuple(shape)}, the file holds shape {arr.shape}")
+        if arr.dtype != dtype:
+            raise self.error(name, f"expected {dtype.name} (the layer's dtype), got {arr.dtype.name}")
+        bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise self.error(name, f"{bad} of {arr.size} values are not finite (NaN or Inf)")
+        if name in self.used:
+            raise self.error(name, "claimed by two weights (two layers with the same name?)")
+        self.used.add(name)
+        return arr
+
+    def _weight_from_file(self, layer, name, shape, dtype):
+        return self.tensor(f"weights/{layer.name}/{name}", shape, dtype)
+
+    def check_all_used(self, prefix: str, what: str) -> None:
+        for name in self.tensors:
+            if name.startswith(prefix) and name not in self.used:
+                raise self.error(name, f"not {what} of the model the config describes")
+
+    # -- model --------------------------------------------------------------
+    def build(self):
+        """The model the config describes, its weights taken from the file (checked, never initialized)."""
+        from .sequential import Sequential
+
+        config = self.json("config", dict)
+        with self.about("config"):
+            unknown = sorted(set(config) - {"name", "layers", "build_input_shape"})
+            if unknown:
+                raise ValueError(f"unknown key {unknown[0]!r}; expected name, layers, build_input_shape")
+            if not isinstance(config.get("layers"), list):
+                raise ValueError(f"layers: expected a list of layers, got {config.get('layers')!r:.80}")
+            if config.get("name") is not None and not isinstance(config["name"], str):
+                raise ValueError(f"name: expected a string, got {config['name']!r}")
+            shape = config.get("build_input_shape")
+            if shape is not None:
+                check_shape_argument("build_input_shape", shape)
+        with weights_from(self._weight_from_file):
+            model = Sequential(name=config.get("name"))
+            for k, spec in enumerate(config["layers"]):
+                kind = spec.get("class_name") if isinstance(spec, dict) else None
+                with self.about(f"config.layers[{k}]" + (f" ({kind})" if isinstance(kind, str) else "")):
+                    model.add(deserialize(spec))
+            if not model.built and shape is not None:
+                with self.about("config.build_input_shape"):
+                    model.build(tuple(shape))
+        self.check_weight_order(model)
+        self.check_all_used("weights/", "a weight")
+        return model
+
+    def check_weight_order(self, model) -> None:
+        order = self.json("weight_order", list)
+        paths = [w.path for w in model.weights]
+        if order != paths:
+            raise self.error("weight_order", f"the file lists {order!r:.200}, the config gives {paths!r:.200}")
+
+    def restore_weights(self, model) -> None:
+        """Copy the file's weights into an existing model (``load_weights``)."""
+        self.check_weight_order(model)
+        for w in model.weights:
+            w.value[...] = self.tensor(f"weights/{w.path}", w.shape, w.value.dtype)
+        self.check_all_used("weights/", "a weight")
+
+    def restore_states(self, model, keep_batch: bool = True) -> None:
+        """The carried states of stateful recurrent layers: ``states/<layer>/<k>``, shape (batch, units).
+
+        With ``keep_batch`` a batch size the layer already fixes (from its config) must match the
+        file's; without it (``load_weights`` into a model built for another batch) the file's wins.
+        """
+        for layer in model.layers:
+            for sub in getattr(layer, "_inner", lambda: [layer])():
+                names = [f"states/{sub.name}/{k}" for k in range(getattr(sub, "_n_states", 0))]
+                present = [n for n in names if n in self.tensors]
+                if not present:
+                    continue
+                if not getattr(sub, "stateful", False):
+                    raise self.error(present[0], f"layer {sub.name!r} is not stateful; it carries no state")
+                missing = [n for n in names if n not in self.tensors]
+                if missing:
+                    raise self.error(missing[0], f"missing: layer {sub.name!r} carries {len(names)} states")
+                first = self.tensors[names[0]]
+                batch = (getattr(sub, "_fixed_batch", None) if keep_batch else None) or (
+                    first.shape[0] if first.ndim == 2 else None)
+                if not batch:
+                    raise self.error(names[0], f"expected shape (batch, {sub.units}), got {first.shape}")
+                sub.states = [self.tensor(n, (batch, sub.units), sub.dtype).copy() for n in names]
+                sub._fixed_batch = batch
+        self.check_all_used("states/", "a state")
+
+    def compile(self, model) -> None:
+        """Compile as saved: optimizer (with its slots and step count), loss and metrics."""
+        cc = self.json("compile", dict)
+        with self.about("compile"):
+            missing = sorted({"optimizer", "loss", "metrics"} - set(cc))
+            if missing:
+                raise ValueError(f"missing key {missing[0]!r}")
+        optimizer = self._spec("compile.optimizer", cc["optimizer"], O.OPTIMIZERS, str.lower)
+        loss = self._spec("compile.loss", cc["loss"], L.LOSSES, str)
+        with self.about("compile.metrics"):
+            if not isinstance(cc["metrics"], list):
+                raise ValueError(f"expected a list, got {cc['metrics']!r:.80}")
+        with self.about("compile"):
+            model.compile(optimizer=optimizer, loss=loss, metrics=cc["metrics"])
+        model._train_seed = self.integer("train_seed")
+        opt = model.optimizer
+        opt.iterations = self.integer("optimizer_iterations")
+        trainable = {w.path: w for w in model.trainable_weights}
+        for name in self.tensors:
+            if not name.startswith("optimizer/"):
+                continue
+            _, slot, path = (name.split("/", 2) + ["", ""])[:3]
+            if slot not in opt.slot_names or path not in trainable:
+                raise self.error(name, f"not a slot of the {opt.name} optimizer ({', '.join(opt.slot_names)}) "
+                                       "for a trainable weight")
+            w = trainable[path]
+            opt.slots[slot][path] = self.tensor(name, w.shape, w.value.dtype)
+
+    def _spec(self, field: str, spec, registry: dict, key):
+        """An optimizer or loss built from ``{"class_name", "config"}`` (or a name), arguments checked."""
+        with self.about(field):
+            if spec is None or isinstance(spec, str):
+                return spec
+            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
+                raise ValueError(f"expected a name or {{\"class_name\", \"config\"}}, got {spec!r:.80}")
+            cls = registry.get(key(spec["class_name"]))
+            if cls is None:
+                raise ValueError(f"unknown class {spec['class_name']!r}; expected one of {', '.join(sorted(registry))}")
+            return cls(**check_arguments(cls, spec.get("config", {})))
+
+    def extra(self) -> dict:
+        return self.json("extra", dict, required=False) or {}
