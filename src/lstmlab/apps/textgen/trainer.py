@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import os
 import sys
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ... import backend
-from ...io.safetensors import atomic_write
+from ...io.safetensors import atomic_write, load_file
 from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential, load_model
 from ...training.progress import Progbar, format_duration
@@ -82,6 +83,26 @@ class RunDir:
     def holds_run(self) -> bool:
         return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
 
+    def stale_temps(self) -> list[str]:
+        """Temporary files of atomic writes (``.tmp-<random><name>``) that a killed process left behind."""
+        names = tuple(os.path.basename(p) for p in (self.checkpoint, self.best, self.log, self.plot))
+        try:
+            entries = os.listdir(self.path)
+        except OSError:
+            return []
+        return [os.path.join(self.path, e) for e in sorted(entries) if e.startswith(".tmp-") and e.endswith(names)]
+
+    def remove_stale_temps(self) -> int:
+        """Delete :meth:`stale_temps` (only one process may run in a run directory); returns how many."""
+        removed = 0
+        for path in self.stale_temps():
+            try:
+                os.remove(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -111,6 +132,15 @@ def load_checkpoint(path):
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint: {os.fspath(path)!r} has a corrupted run description ({exc})") from None
     return model, vocab, mcfg, tcfg, progress, extra.get("corpus_sha256")
+
+
+def checkpoint_step(path) -> int | None:
+    """The ``global_step`` stored in the checkpoint file at ``path`` (None when it is missing or unreadable)."""
+    try:
+        _, meta = load_file(path)
+        return int(json.loads(meta["extra"])["progress"]["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_log(path, history) -> None:
@@ -223,6 +253,13 @@ class TextTrainer:
         if best:
             save_checkpoint(self.model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
         write_log(self.run.log, self.progress.history)
+
+    def repair_best(self) -> None:
+        """On resume: when the checkpoint is the best so far but a kill interrupted the write of ``best``, write it."""
+        p = self.progress
+        if p.best_step is not None and p.best_step == p.global_step and checkpoint_step(self.run.best) != p.best_step:
+            with open(self.run.checkpoint, "rb") as f:
+                atomic_write(self.run.best, f.read())
 
     def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
         p = self.progress
