@@ -143,7 +143,7 @@ def _resume(args, out, run, given):
     trainer = TextTrainer(out, text, vocab, mcfg, tcfg, model=model, progress=progress,
                           sample_length=args.sample_length)
     removed = run.remove_stale_temps()
-    trainer.repair_best()
+    trainer.repair_interrupted_writes()
     where = (f"epoch {progress.epoch + 1}/{tcfg.epochs}" if progress.epoch < tcfg.epochs else
              f"all {tcfg.epochs} epochs done; a larger --epochs continues it")
     print(f"resuming {out} at step {progress.global_step} ({where})"

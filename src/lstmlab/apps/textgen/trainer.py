@@ -143,14 +143,26 @@ def checkpoint_step(path) -> int | None:
         return None
 
 
-def write_log(path, history) -> None:
-    if not history:
-        return
+def log_text(history) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
     w.writerows(history)
-    atomic_write(path, buf.getvalue().encode())
+    return buf.getvalue()
+
+
+def _read_text(path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_log(path, history) -> None:
+    if not history:
+        return
+    atomic_write(path, log_text(history).encode())
 
 
 def plot_curves(path, history) -> str | None:
@@ -254,12 +266,16 @@ class TextTrainer:
             save_checkpoint(self.model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
         write_log(self.run.log, self.progress.history)
 
-    def repair_best(self) -> None:
-        """On resume: when the checkpoint is the best so far but a kill interrupted the write of ``best``, write it."""
+    def repair_interrupted_writes(self) -> None:
+        """On resume, finish what a kill interrupted after the checkpoint was written: ``best`` (when the
+        checkpoint is the best so far), then the log and the plot, which the checkpoint's history describes."""
         p = self.progress
         if p.best_step is not None and p.best_step == p.global_step and checkpoint_step(self.run.best) != p.best_step:
             with open(self.run.checkpoint, "rb") as f:
                 atomic_write(self.run.best, f.read())
+        if p.history and log_text(p.history) != _read_text(self.run.log):
+            write_log(self.run.log, p.history)
+            plot_curves(self.run.plot, p.history)
 
     def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
         p = self.progress
