@@ -77,6 +77,26 @@ def _add_train(sub):
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     g.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.set_defaults(func=cmd_train)
+    _track_given(p)
+
+
+# Options whose argparse default is None, so a resumed run knows which ones the user typed; a new run fills
+# the defaults declared on the parser (kept in _TRAIN_DEFAULTS). Option dest -> config field.
+_TRACKED = {"layers": "layers", "units": "units", "embedding": "embedding", "cell": "cell", "dropout": "dropout",
+            "seq_len": "seq_len", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "learning_rate",
+            "clip": "clipnorm", "val_fraction": "val_fraction", "seed": "seed", "sample_length": None,
+            "epochs": "epochs", "minutes": "minutes", "eval_every": "eval_every"}
+
+
+def _track_given(parser) -> None:
+    parser.set_defaults(train_defaults={dest: parser.get_default(dest) for dest in _TRACKED},
+                        **{dest: None for dest in _TRACKED})
+
+
+def _path_option(option: str, value):
+    if value is not None and not value.strip():
+        raise UsageError(f"{option}: expected a path, got {value!r}")
+    return value
 
 
 def _load_text(corpus: str):
@@ -94,11 +114,58 @@ def _install_stop_handlers(trainer):
         signal.signal(sig, handler)
 
 
-def cmd_train(args) -> int:
-    from .apps.textgen import ModelConfig, RunDir, TextTrainer, TrainConfig, Vocabulary, load_checkpoint
-    from .apps.textgen.config import BUILTIN
+def _check_train_memory(mcfg, tcfg) -> None:
+    from .apps.memory import check, textgen_bytes
+
+    options = {"--units": ("units", mcfg.units), "--embedding": ("embedding", mcfg.embedding),
+               "--layers": ("layers", mcfg.layers), "--batch-size": ("batch_size", tcfg.batch_size),
+               "--seq-len": ("seq_len", tcfg.seq_len)}
+    check(lambda **kw: textgen_bytes(vocab=mcfg.vocab_size, cell=mcfg.cell, **kw), options,
+          f"training {mcfg.layers} x {mcfg.cell.upper()}({mcfg.units}) with embedding {mcfg.embedding} on "
+          f"batches of {tcfg.batch_size} x {tcfg.seq_len}")
+
+
+def _resume(args, out, run, given):
+    from .apps.textgen import TextTrainer, TrainConfig, load_checkpoint
+    from .apps.textgen.resume import apply_to_model, plan_resume
     from .apps.textgen.trainer import text_digest
 
+    if not os.path.exists(run.checkpoint):
+        raise UsageError(f"--resume: {out!r} holds no checkpoint to resume (expected {run.checkpoint})")
+    model, vocab, mcfg, tcfg, progress, digest = load_checkpoint(run.checkpoint)
+    mcfg, tcfg, changes = plan_resume(mcfg, tcfg, progress.step_in_epoch, progress.epoch, given)
+    _check_train_memory(mcfg, tcfg)
+    if args.corpus is not None:
+        tcfg = TrainConfig.from_dict({**tcfg.to_dict(), "corpus": os.path.abspath(args.corpus)})
+    text = _load_text(tcfg.corpus)
+    if text_digest(text) != digest:
+        raise UsageError(f"--resume: the corpus {tcfg.corpus!r} is not the text this run was trained on")
+    apply_to_model(model, mcfg, tcfg)
+    trainer = TextTrainer(out, text, vocab, mcfg, tcfg, model=model, progress=progress,
+                          sample_length=args.sample_length)
+    removed = run.remove_stale_temps()
+    trainer.repair_interrupted_writes()
+    where = (f"epoch {progress.epoch + 1}/{tcfg.epochs}" if progress.epoch < tcfg.epochs else
+             f"all {tcfg.epochs} epochs done; a larger --epochs continues it")
+    print(f"resuming {out} at step {progress.global_step} ({where})"
+          + (f"; removed {removed} stale temporary file(s) of an interrupted write" if removed else ""))
+    print("changed on resume: " + (", ".join(changes) if changes else "nothing"))
+    return trainer
+
+
+def cmd_train(args) -> int:
+    from .apps.textgen import ModelConfig, RunDir, TextTrainer, TrainConfig, Vocabulary
+    from .apps.textgen.config import BUILTIN
+    from .apps.textgen.trainer import checkpoint_step
+
+    _path_option("--corpus", args.corpus)
+    _path_option("--out", args.out)
+    given = {field: getattr(args, dest) for dest, field in _TRACKED.items() if field and getattr(args, dest) is not None}
+    for dest, default in args.train_defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+    if args.sample_length < 1:  # before any training, not after the first validation
+        raise UsageError(f"--sample-length: expected a positive integer, got {args.sample_length}")
     out = args.out or os.path.join("runs", time.strftime("textgen-%Y%m%d-%H%M%S"))
     run = RunDir(out)
     if args.resume and args.force:
@@ -106,19 +173,8 @@ def cmd_train(args) -> int:
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out: {out!r} is a file; expected a directory")
     if args.resume:
-        if not os.path.exists(run.checkpoint):
-            raise UsageError(f"--resume: {out!r} holds no checkpoint to resume (expected {run.checkpoint})")
-        model, vocab, mcfg, tcfg, progress, digest = load_checkpoint(run.checkpoint)
-        overrides = {k: v for k, v in (("epochs", args.epochs), ("minutes", args.minutes)) if v is not None}
-        tcfg = TrainConfig.from_dict({**tcfg.to_dict(), **overrides})
-        if args.corpus:
-            tcfg.corpus = os.path.abspath(args.corpus)
-        text = _load_text(tcfg.corpus)
-        if text_digest(text) != digest:
-            raise UsageError(f"--resume: the corpus {tcfg.corpus!r} is not the text this run was trained on")
-        trainer = TextTrainer(out, text, vocab, mcfg, tcfg, model=model, progress=progress,
-                              sample_length=args.sample_length)
-        print(f"resuming {out} at step {progress.global_step} (epoch {progress.epoch + 1}/{tcfg.epochs})")
+        trainer = _resume(args, out, run, given)
+        tcfg = trainer.tcfg
     else:
         if run.holds_run() and not args.force:
             raise UsageError(f"--out: {out!r} already holds a run; use --resume to continue it or --force to "
@@ -127,16 +183,18 @@ def cmd_train(args) -> int:
                            learning_rate=args.lr, clipnorm=args.clip or None,
                            epochs=20 if args.epochs is None else args.epochs, minutes=args.minutes,
                            val_fraction=args.val_fraction, seed=args.seed, eval_every=args.eval_every,
-                           corpus=os.path.abspath(args.corpus) if args.corpus else BUILTIN)
+                           corpus=os.path.abspath(args.corpus) if args.corpus is not None else BUILTIN)
         text = _load_text(tcfg.corpus)
         vocab = Vocabulary.from_text(text)
         mcfg = ModelConfig(vocab_size=len(vocab), layers=args.layers, units=args.units, embedding=args.embedding,
                            dropout=args.dropout, cell=args.cell)
+        _check_train_memory(mcfg, tcfg)
         trainer = TextTrainer(out, text, vocab, mcfg, tcfg, sample_length=args.sample_length)
         if args.force and os.path.isdir(out):
             for path in (run.checkpoint, run.best, run.log, run.plot):
                 if os.path.exists(path):
                     os.remove(path)
+            run.remove_stale_temps()
         corpus_name = "the built-in Python Language Reference" if tcfg.corpus == BUILTIN else tcfg.corpus
         print(f"corpus: {corpus_name}: {len(text):,} characters, vocabulary of {len(vocab)}; "
               f"{len(trainer.train_ids):,} for training, {len(trainer.val_ids):,} held out")
@@ -152,8 +210,10 @@ def cmd_train(args) -> int:
     try:
         reason = trainer.train(samples=not args.no_samples)
     except Diverged as exc:
-        kept = (f"the last good checkpoint (step {trainer.progress.global_step}) in {out} is intact"
-                if os.path.exists(run.checkpoint) else "no checkpoint had been written yet")
+        step = checkpoint_step(run.checkpoint)  # what is on disk, not how far training got
+        kept = (f"the last good checkpoint (step {step}) in {out} is intact; to rescue the run, resume it with a "
+                f"lower learning rate: lstmlab train --resume --out {out} --lr {tcfg.learning_rate / 10:g}"
+                if step is not None else "no checkpoint had been written yet")
         return _fail(f"{exc}; {kept}", code=1)
     if reason == "interrupted":
         return 128 + int(trainer.stop_signal)
@@ -220,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    try:
+    try:  # everything inside: a Ctrl-C while the library is still importing is one line, not a traceback
+        parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

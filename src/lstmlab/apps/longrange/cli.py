@@ -25,6 +25,7 @@ def add_experiment(sub) -> None:
     p.add_argument("--test-size", type=int, default=2560)
     p.add_argument("--stop-when-solved", action="store_true", help="end a run at its first solved validation")
     p.add_argument("--out", help="output directory (default runs/experiment-<task>-<date>-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite results already in --out")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -38,16 +39,55 @@ def _ints(option: str, text: str) -> list[int]:
     return values
 
 
+RESULTS = ("results.md", "results.json", "curves.png")
+
+
+def _check_out(out: str, force: bool) -> None:
+    """Refuse, before any training, an --out that is a file or already holds results (unless --force)."""
+    if not out.strip():
+        raise ValueError(f"--out: expected a path, got {out!r}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out: {out!r} is a file; expected a directory")
+    held = [name for name in RESULTS if os.path.exists(os.path.join(out, name))]
+    if held and not force:
+        raise ValueError(f"--out: {out!r} already holds results ({', '.join(held)}); use --force to overwrite them")
+
+
+def _check_memory(cfg) -> None:
+    from ..memory import check, experiment_bytes
+    from .tasks import TASKS
+
+    info = TASKS[cfg.task]
+    # temporal-order has its own lengths (100-110); Reber strings are short whatever --length says
+    fixed = {"temporal-order": 110, "reber": 100}.get(cfg.task)
+    options = {"--units": ("units", cfg.units), "--test-size": ("test_size", cfg.test_size),
+               "--batch-size": ("batch_size", cfg.batch_size)}
+    if fixed is None:
+        options["--length"] = ("length", cfg.length)
+
+    def estimate(**kw):
+        return experiment_bytes(cell=cell, features=info.features, outputs=info.outputs, val_size=cfg.val_size,
+                                **{"length": fixed, **kw})
+
+    for cell in cfg.cells:
+        check(estimate, options, f"a {cell.upper()}({cfg.units}) run on {cfg.task} with T = "
+              f"{fixed or cfg.length}, batches of {cfg.batch_size} and {cfg.test_size} test sequences")
+
+
 def cmd_experiment(args) -> int:
     from .experiment import CELL_NAMES, ExperimentConfig, plot, run_one, write_report
 
-    lengths = _ints("--sweep", args.sweep) if args.sweep else None
+    lengths = _ints("--sweep", args.sweep) if args.sweep is not None else None
     base = dict(task=args.task, cells=tuple(c.strip() for c in args.cells.split(",") if c.strip()),
                 seeds=args.seeds, steps=args.steps, batch_size=args.batch_size, units=args.units,
                 learning_rate=args.lr, eval_every=args.eval_every, test_size=args.test_size,
                 stop_when_solved=args.stop_when_solved)
     configs = [ExperimentConfig(length=L_, **base) for L_ in (lengths or [args.length])]  # validate all first
-    out = args.out or os.path.join("runs", time.strftime(f"experiment-{args.task}-%Y%m%d-%H%M%S"))
+    for cfg in configs:
+        _check_memory(cfg)
+    out = args.out if args.out is not None else os.path.join(
+        "runs", time.strftime(f"experiment-{args.task}-%Y%m%d-%H%M%S"))
+    _check_out(out, args.force)
     results = []
     for cfg in configs:
         for cell in cfg.cells:

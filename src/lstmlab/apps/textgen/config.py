@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, fields
 CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
 BUILTIN = "builtin:pydoc_data.topics"
+# Sampling divides float32 logits (|z| < 3.4e38) by the temperature in float64 (max 1.8e308): from 1e-6 up
+# nothing can overflow. Below it the distribution is already one-hot for any real model; --top-k 1 is greedy.
+MIN_TEMPERATURE = 1e-6
 
 
 def _positive_int(name, v):
@@ -110,6 +113,9 @@ class SampleConfig(_Config):
     def __post_init__(self):
         _positive_int("length", self.length)
         _positive("temperature", self.temperature)
+        if self.temperature < MIN_TEMPERATURE:
+            raise ValueError(f"temperature: expected a number >= {MIN_TEMPERATURE:g} (smaller ones overflow; use "
+                             f"--top-k 1 for greedy sampling), got {self.temperature!r}")
         if self.top_k is not None:
             _positive_int("top_k", self.top_k)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):

@@ -7,6 +7,7 @@ characters). Text becomes one int32 id per character.
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 
@@ -22,15 +23,45 @@ def builtin_corpus() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-def read_corpus(path) -> str:
-    """Read a UTF-8 text file, refusing missing, empty, binary and non-UTF-8 files with a clear message."""
+MAX_CORPUS_BYTES = 1 << 30  # 1 GiB: the ids alone take 4 bytes per character, the streams as much again
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_corpus(path, max_bytes: int = MAX_CORPUS_BYTES) -> str:
+    """Read a UTF-8 text file, refusing missing, empty, binary and non-UTF-8 files with a clear message.
+
+    Only regular files are read (a device such as /dev/zero never ends, a FIFO can block forever), and only
+    up to ``max_bytes``.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CorpusError(f"corpus: no such file {path!r}")
     if os.path.isdir(path):
         raise CorpusError(f"corpus: {path!r} is a directory; expected a UTF-8 text file")
-    with open(path, "rb") as f:
-        raw = f.read()
+    limit = f"{max_bytes / (1 << 30):g} GiB" if max_bytes >= 1 << 30 else f"{max_bytes:,} bytes"
+
+    def check_regular(mode):
+        if not stat.S_ISREG(mode):
+            raise CorpusError(f"corpus: {path!r} is {_file_kind(mode)}; expected a regular file")
+
+    check_regular(os.stat(path).st_mode)  # before opening: opening a device can have effects of its own
+    # O_NONBLOCK: should the path become a FIFO after the check, opening it does not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        info = os.fstat(fd)
+        check_regular(info.st_mode)
+        if info.st_size > max_bytes:
+            raise CorpusError(f"corpus: {path!r} is {info.st_size:,} bytes, larger than the {limit} limit")
+        raw = f.read(max_bytes + 1)  # a file that grows while we read still stops at the limit
+    if len(raw) > max_bytes:
+        raise CorpusError(f"corpus: {path!r} is larger than the {limit} limit")
     if not raw:
         raise CorpusError(f"corpus: {path!r} is empty; expected UTF-8 text")
     nul = raw.find(b"\x00")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import os
 import sys
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ... import backend
-from ...io.safetensors import atomic_write
+from ...io.safetensors import atomic_write, load_file
 from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential, load_model
 from ...training.progress import Progbar, format_duration
@@ -82,6 +83,26 @@ class RunDir:
     def holds_run(self) -> bool:
         return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
 
+    def stale_temps(self) -> list[str]:
+        """Temporary files of atomic writes (``.tmp-<random><name>``) that a killed process left behind."""
+        names = tuple(os.path.basename(p) for p in (self.checkpoint, self.best, self.log, self.plot))
+        try:
+            entries = os.listdir(self.path)
+        except OSError:
+            return []
+        return [os.path.join(self.path, e) for e in sorted(entries) if e.startswith(".tmp-") and e.endswith(names)]
+
+    def remove_stale_temps(self) -> int:
+        """Delete :meth:`stale_temps` (only one process may run in a run directory); returns how many."""
+        removed = 0
+        for path in self.stale_temps():
+            try:
+                os.remove(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
 
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -113,14 +134,35 @@ def load_checkpoint(path):
     return model, vocab, mcfg, tcfg, progress, extra.get("corpus_sha256")
 
 
-def write_log(path, history) -> None:
-    if not history:
-        return
+def checkpoint_step(path) -> int | None:
+    """The ``global_step`` stored in the checkpoint file at ``path`` (None when it is missing or unreadable)."""
+    try:
+        _, meta = load_file(path)
+        return int(json.loads(meta["extra"])["progress"]["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def log_text(history) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(history[0]))
     w.writeheader()
     w.writerows(history)
-    atomic_write(path, buf.getvalue().encode())
+    return buf.getvalue()
+
+
+def _read_text(path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_log(path, history) -> None:
+    if not history:
+        return
+    atomic_write(path, log_text(history).encode())
 
 
 def plot_curves(path, history) -> str | None:
@@ -234,6 +276,17 @@ class TextTrainer:
         if best:
             save_checkpoint(self.model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
         write_log(self.run.log, self.progress.history)
+
+    def repair_interrupted_writes(self) -> None:
+        """On resume, finish what a kill interrupted after the checkpoint was written: ``best`` (when the
+        checkpoint is the best so far), then the log and the plot, which the checkpoint's history describes."""
+        p = self.progress
+        if p.best_step is not None and p.best_step == p.global_step and checkpoint_step(self.run.best) != p.best_step:
+            with open(self.run.checkpoint, "rb") as f:
+                atomic_write(self.run.best, f.read())
+        if p.history and log_text(p.history) != _read_text(self.run.log):
+            write_log(self.run.log, p.history)
+            plot_curves(self.run.plot, p.history)
 
     def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
         p = self.progress
