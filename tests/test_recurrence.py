@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from helpers import assert_close, backward, forward, random_problem
-from lstmlab import functional as F
 from lstmlab import gradcheck
 from lstmlab.functional.recurrence import recurrence_backward, recurrence_forward
 

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array, check_shape, common_dtype, check_recurrent_mask
+from ._validate import as_float_array, check_recurrent_mask, check_shape, common_dtype
+
+
+def fused_weight_shapes(input_dim: int, units: int, gates: int, use_bias: bool, recurrent_rows: int | None = None):
+    """The fused gate weights every gated cell starts with: kernel, recurrent_kernel and (optionally) bias.
+
+    ``recurrent_rows`` is the width of the state the recurrent kernel reads (``units`` unless projected).
+    """
+    rows = units if recurrent_rows is None else recurrent_rows
+    shapes = {"kernel": (input_dim, gates * units), "recurrent_kernel": (rows, gates * units)}
+    if use_bias:
+        shapes["bias"] = (gates * units,)
+    return shapes
 
 
 def blocks(a: np.ndarray, n: int) -> tuple:
@@ -128,8 +140,8 @@ def step_args(x_t, states, state_widths, weights, shapes, recurrent_mask=None, m
     B = x_t.shape[0]
     if not isinstance(states, (tuple, list)) or len(states) != len(state_widths):
         names = ", ".join(n for n, _ in state_widths)
-        raise ValueError(f"states: expected a tuple of {len(state_widths)} arrays ({names}), got {type(states).__name__}"
-                         + (f" of length {len(states)}" if isinstance(states, (tuple, list)) else ""))
+        got = type(states).__name__ + (f" of length {len(states)}" if isinstance(states, (tuple, list)) else "")
+        raise ValueError(f"states: expected a tuple of {len(state_widths)} arrays ({names}), got {got}")
     checked = []
     for s, (name, width) in zip(states, state_widths):
         s = as_float_array(name, s, 2, what="(batch, units)", finite=False)

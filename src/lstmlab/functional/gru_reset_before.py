@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cell import bias_grad, blocks, input_dim_of, matmul_backward, or_zeros, step_args, weight_list
+from ._cell import (bias_grad, blocks, fused_weight_shapes, input_dim_of, matmul_backward, or_zeros, step_args,
+                    weight_list)
 from .activations import ActivationLike, get_activation
 
 GATES = ("z", "r", "h")  # column-block order of kernel, recurrent_kernel and bias
@@ -53,10 +54,7 @@ GATES = ("z", "r", "h")  # column-block order of kernel, recurrent_kernel and bi
 
 def weight_shapes(input_dim: int, units: int, *, use_bias: bool = True) -> dict:
     """The weights of the GRU (reset_after=False) in the order they are stored: name -> shape."""
-    shapes = {"kernel": (input_dim, 3 * units), "recurrent_kernel": (units, 3 * units)}
-    if use_bias:
-        shapes["bias"] = (3 * units,)
-    return shapes
+    return fused_weight_shapes(input_dim, units, 3, use_bias)
 
 
 def gru_reset_before_step(x_t, states, kernel, recurrent_kernel, bias=None, *,

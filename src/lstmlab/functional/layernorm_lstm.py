@@ -69,8 +69,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cell import (blocks, bias_grad, input_dim_of, lstm_cell_backward, lstm_cell_forward, lstm_output_backward,
-                    lstm_output_forward, matmul_backward, or_zeros, step_args, weight_list)
+from ._cell import (bias_grad, blocks, fused_weight_shapes, input_dim_of, lstm_cell_backward, lstm_cell_forward,
+                    lstm_output_backward, lstm_output_forward, matmul_backward, or_zeros, step_args, weight_list)
 from .activations import ActivationLike, get_activation
 
 NORM_EPSILON = 1e-3  # TF-Addons' norm_epsilon default
@@ -79,9 +79,7 @@ NORMS = ("kernel_norm", "recurrent_norm", "state_norm")  # each with a _gamma (i
 
 def weight_shapes(input_dim: int, units: int, *, use_bias: bool = True) -> dict:
     """The weights of the layer-norm LSTM in TF-Addons' storage order: name -> shape."""
-    shapes = {"kernel": (input_dim, 4 * units), "recurrent_kernel": (units, 4 * units)}
-    if use_bias:
-        shapes["bias"] = (4 * units,)
+    shapes = fused_weight_shapes(input_dim, units, 4, use_bias)
     for norm, width in zip(NORMS, (4 * units, 4 * units, units)):
         shapes[f"{norm}_gamma"] = (width,)
         shapes[f"{norm}_beta"] = (width,)

@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cell import (blocks, gates_backward, gates_forward, input_dim_of, lstm_cell_backward, lstm_cell_forward,
-                    lstm_output_backward, lstm_output_forward, or_zeros, step_args, weight_list)
+from ._cell import (blocks, fused_weight_shapes, gates_backward, gates_forward, input_dim_of, lstm_cell_backward,
+                    lstm_cell_forward, lstm_output_backward, lstm_output_forward, or_zeros, step_args, weight_list)
 from .activations import ActivationLike, get_activation
 
 PEEPHOLES = ("i", "f", "o")  # row order of ``peephole``
@@ -59,11 +59,7 @@ PEEPHOLES = ("i", "f", "o")  # row order of ``peephole``
 
 def weight_shapes(input_dim: int, units: int, *, use_bias: bool = True) -> dict:
     """The weights of the peephole LSTM in the order they are stored: name -> shape."""
-    shapes = {"kernel": (input_dim, 4 * units), "recurrent_kernel": (units, 4 * units)}
-    if use_bias:
-        shapes["bias"] = (4 * units,)
-    shapes["peephole"] = (3, units)
-    return shapes
+    return {**fused_weight_shapes(input_dim, units, 4, use_bias), "peephole": (3, units)}
 
 
 def peephole_lstm_step(x_t, states, kernel, recurrent_kernel, bias, peephole, *,

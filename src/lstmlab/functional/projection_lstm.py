@@ -48,8 +48,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cell import (blocks, gates_backward, gates_forward, input_dim_of, lstm_cell_backward, lstm_cell_forward,
-                    lstm_output_backward, lstm_output_forward, matmul_backward, or_zeros, step_args, weight_list)
+from ._cell import (blocks, fused_weight_shapes, gates_backward, gates_forward, input_dim_of, lstm_cell_backward,
+                    lstm_cell_forward, lstm_output_backward, lstm_output_forward, matmul_backward, or_zeros,
+                    step_args, weight_list)
 from ._validate import as_float_array
 from .activations import ActivationLike, get_activation
 
@@ -58,11 +59,7 @@ def weight_shapes(input_dim: int, units: int, *, proj_size: int, use_bias: bool 
     """The weights of the projection LSTM in the order they are stored: name -> shape."""
     if not isinstance(proj_size, int) or proj_size <= 0:
         raise ValueError(f"proj_size: expected a positive integer, got {proj_size!r}")
-    shapes = {"kernel": (input_dim, 4 * units), "recurrent_kernel": (proj_size, 4 * units)}
-    if use_bias:
-        shapes["bias"] = (4 * units,)
-    shapes["projection_kernel"] = (units, proj_size)
-    return shapes
+    return {**fused_weight_shapes(input_dim, units, 4, use_bias, proj_size), "projection_kernel": (units, proj_size)}
 
 
 def projection_lstm_step(x_t, states, kernel, recurrent_kernel, bias, projection_kernel, *,
