@@ -107,6 +107,9 @@ def test_float32_runs_in_float32_and_agrees_with_float64(kind):
     g64 = run_backward(kind, w, douts, None, c64)
     g32 = run_backward(kind, w32, douts.astype(np.float32), None, c32)
     assert g32[0].dtype == np.float32 and all(g.dtype == np.float32 for g in g32[2])
+    # float64 initial states with float32 weights: NumPy promotion of all operands, as lstm_forward does
+    o_mixed, f_mixed, _ = run_forward(kind, x32, states, w32, mask=MASK[:3])
+    assert o_mixed.dtype == np.float64 and all(s.dtype == np.float64 for s in f_mixed)
     for a, b in zip(g32[2], g64[2]):
         np.testing.assert_allclose(a, b, atol=1e-4)
 

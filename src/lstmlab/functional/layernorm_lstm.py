@@ -132,7 +132,7 @@ def layernorm_lstm_step(x_t, states, kernel, recurrent_kernel, bias, kernel_norm
         c_t is the normalized cell state (8).
     cache : dict
     """
-    if not (isinstance(norm_epsilon, (int, float)) and norm_epsilon > 0):
+    if isinstance(norm_epsilon, bool) or not (isinstance(norm_epsilon, (int, float, np.floating)) and norm_epsilon > 0):
         raise ValueError(f"norm_epsilon: expected a positive number, got {norm_epsilon!r}")
     D, H = input_dim_of(kernel, 4)
     given = dict(kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, kernel_norm_gamma=kernel_norm_gamma,

@@ -83,8 +83,8 @@ def recurrence_forward(step, x, states, mask=None, need_cache: bool = True):
             prev_out = states0[0] if out_from_state0 else np.zeros((B, O), out.dtype)  # (B, O)
         if valid is not None and not valid[:, t].all():  # skipped rows carry states and output through
             keep = valid[:, t : t + 1]  # (B, 1)
-            out = np.where(keep, out, prev_out)
-            new = tuple(np.where(keep, n, s) for n, s in zip(new, states))
+            out = np.where(keep, out, prev_out).astype(out.dtype, copy=False)
+            new = tuple(np.where(keep, n, s).astype(n.dtype, copy=False) for n, s in zip(new, states))
         outs[t] = out
         prev_out, states = out, new
         if need_cache:
