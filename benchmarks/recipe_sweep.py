@@ -87,6 +87,8 @@ def main():
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", action="append", required=True)
+    parser.add_argument("--include", help="a .json of an earlier run (same corpus and seed, as many steps or "
+                        "more): its variants are reported too, cut at --steps (training is deterministic)")
     parser.add_argument("--out", required=True, help="path prefix of the .json / .md / .png results")
     args = parser.parse_args()
     text = builtin_corpus() if args.corpus is None else read_corpus(args.corpus)
@@ -97,6 +99,15 @@ def main():
     print(f"corpus {corpus}: {len(text):,} characters, vocabulary {len(vocab)}; unigram entropy of the training "
           f"part {h_train:.4f} nats, unigram cross-entropy on the held-out part {h_val:.4f}", flush=True)
     results = []
+    if args.include:
+        with open(args.include) as f:
+            earlier = json.load(f)
+        if (earlier["corpus"], earlier["seed"]) != (corpus, args.seed) or earlier["steps"] < args.steps:
+            raise SystemExit(f"--include {args.include!r}: another corpus, seed or fewer steps")
+        for r in earlier["results"]:
+            keep = [k for k, s in enumerate(r["steps"]) if s <= args.steps]
+            results.append({**r, **{key: [r[key][k] for k in keep] for key in ("steps", "train", "val")},
+                            "best_val": min(r["val"][k] for k in keep)})
     for spec in args.variant:
         name, overrides = parse_variant(spec)
         r = run(text, vocab, name, overrides, args.steps, args.eval_every, args.seed)

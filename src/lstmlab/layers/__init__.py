@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from .base import Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
+from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .recurrent import GRU, LSTM, SimpleRNN
+from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 
-LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Masking, LSTM, GRU, SimpleRNN,
+LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Masking, LSTM, GRU, SimpleRNN, RNN,
+                                        LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells,
                                         Bidirectional, TimeDistributed)}
 
 
@@ -25,4 +28,5 @@ def deserialize(spec: dict) -> Layer:
 
 
 __all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
+           "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
            "Bidirectional", "TimeDistributed", "serialize", "deserialize"]

@@ -155,14 +155,21 @@ class Layer:
 
     # -- weights -----------------------------------------------------------
     def add_weight(self, name: str, shape: tuple, initializer, regularizer=None, trainable: bool = True) -> Weight:
+        owner, prefix = self._weight_owner()
+        name = prefix + name
         source = getattr(_SOURCE, "fn", None)
         if source is not None:
-            value = source(self, name, tuple(shape), self.dtype)
+            value = source(owner, name, tuple(shape), self.dtype)
         else:
             value = inits.get(initializer)(shape, self.dtype)
-        w = Weight(self, name, np.ascontiguousarray(value), regs.get(regularizer), trainable)
+        w = Weight(owner, name, np.ascontiguousarray(value), regs.get(regularizer), trainable)
         self._weights.append(w)
         return w
+
+    def _weight_owner(self) -> tuple:
+        """``(layer, name prefix)`` of the weights this layer creates: itself, or for a cell inside an RNN layer
+        that layer (its weights are saved and trained as ``lstm/kernel``, ``rnn/cell_0/kernel``)."""
+        return self.__dict__.get("_owner") or (self, "")
 
     @property
     def weights(self) -> list[Weight]:

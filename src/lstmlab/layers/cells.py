@@ -1,0 +1,204 @@
+"""The built-in cells: ``LSTMCell``, ``GRUCell``, ``SimpleRNNCell`` (Keras's arguments and weight layouts).
+
+Each is one step of its recurrence (see :mod:`lstmlab.layers.rnn` for the
+contract). Their math is the whole-sequence forward and BPTT of
+:mod:`lstmlab.functional` (``lstm``, ``gru``, ``rnn``); one step is that
+math on a sequence of length 1, and a whole sequence goes through
+:mod:`lstmlab.functional.fast`, which runs the C time loop when it covers the
+call and the reference otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..functional import fast  # the C time loop when it covers the call, else the reference
+from . import initializers as inits
+from . import regularizers as regs
+from .core import check_positive_int, check_rate
+from .rnn import RNNCell
+
+
+class _ForgetBiasOnes(inits.Initializer):
+    """``base`` with the forget gate's block set to 1 (Keras's ``unit_forget_bias``; gate order i, f, c, o)."""
+
+    def __init__(self, base, units: int):
+        super().__init__()
+        self.base, self.units = base, units
+
+    def __call__(self, shape, dtype=np.float32):
+        b = self.base(shape, dtype)
+        b[self.units : 2 * self.units] = 1.0
+        return b
+
+
+class GatedCell(RNNCell):
+    """What the built-in cells share: Keras's constructor arguments, and a kernel, a recurrent kernel and a
+    bias of ``gates * units`` columns.
+
+    Subclasses set ``gates``, ``state_size`` and implement ``_run(x, states, mask, recurrent_mask, need_cache)
+    -> (outputs, final_states, cache)`` and ``_run_backward(douts, dfinal, cache) -> (dx, dstates, dweights)``
+    over whole sequences; one step is a sequence of length 1.
+    """
+
+    gates = 1
+    output_is_first_state = True
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = F.get_activation(activation, argument="activation")
+        self.recurrent_activation = F.get_activation(recurrent_activation, argument="recurrent_activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = inits.get(kernel_initializer, argument="kernel_initializer")
+        self.recurrent_initializer = inits.get(recurrent_initializer, argument="recurrent_initializer")
+        self.bias_initializer = inits.get(bias_initializer, argument="bias_initializer")
+        self.kernel_regularizer = regs.get(kernel_regularizer, argument="kernel_regularizer")
+        self.recurrent_regularizer = regs.get(recurrent_regularizer, argument="recurrent_regularizer")
+        self.bias_regularizer = regs.get(bias_regularizer, argument="bias_regularizer")
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.state_size = (self.units,)
+        self.output_size = self.units
+
+    # -- weights -----------------------------------------------------------
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    def _recurrent_rows(self) -> int:
+        return self.units
+
+    def build(self, input_shape):
+        D, G = input_shape[-1], self.gates * self.units
+        if D is None:
+            raise ValueError(f"input_shape: cell {self.name!r} needs a known feature size, got {input_shape}")
+        self.kernel = self.add_weight("kernel", (D, G), self.kernel_initializer, self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self._recurrent_rows(), G),
+                                                self.recurrent_initializer, self.recurrent_regularizer)
+        self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(), self.bias_regularizer)
+                     if self.use_bias else None)
+        self.built = True
+
+    def _weights_args(self):
+        return self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value
+
+    def _weight_grads(self, g) -> list:
+        return [g.dkernel, g.drecurrent_kernel] + ([g.dbias] if self.use_bias else [])
+
+    # -- the cell contract -------------------------------------------------
+    def sequence(self, x, states, mask=None, recurrent_mask=None, need_cache=True):
+        return self._run(x, states, mask, recurrent_mask, need_cache)
+
+    def sequence_backward(self, douts, dfinal, cache):
+        return self._run_backward(douts, dfinal, cache)
+
+    def step(self, x_t, states, recurrent_mask=None):
+        hs, final, cache = self._run(x_t[:, None], states, None, recurrent_mask, True)  # (B, 1, H)
+        return hs[:, 0], final, cache
+
+    def step_backward(self, dout, dstates, cache):
+        dx, dprev, dweights = self._run_backward(None if dout is None else dout[:, None], dstates, cache)
+        return dx[:, 0], dprev, dweights
+
+    # -- config ------------------------------------------------------------
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation.name,
+                "recurrent_activation": self.recurrent_activation.name, "use_bias": self.use_bias,
+                "kernel_initializer": inits.serialize(self.kernel_initializer),
+                "recurrent_initializer": inits.serialize(self.recurrent_initializer),
+                "bias_initializer": inits.serialize(self.bias_initializer),
+                "kernel_regularizer": regs.serialize(self.kernel_regularizer),
+                "recurrent_regularizer": regs.serialize(self.recurrent_regularizer),
+                "bias_regularizer": regs.serialize(self.bias_regularizer),
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+
+
+class LSTMCell(GatedCell):
+    """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
+
+    Parameters: ``4 * units * (input_dim + units) + 4 * units``, gate order i, f, c, o.
+    ``unit_forget_bias=True`` starts the forget-gate bias at 1, so the cell remembers by default.
+    """
+
+    gates = 4
+
+    def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.state_size = (self.units, self.units)
+
+    def _bias_init(self):
+        return _ForgetBiasOnes(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
+
+    def _run(self, x, states, mask, recurrent_mask, need_cache):
+        k, r, b = self._weights_args()
+        hs, (h, c), cache = fast.lstm_forward(x, k, r, b, states[0], states[1], activation=self.activation,
+                                              recurrent_activation=self.recurrent_activation, mask=mask,
+                                              recurrent_mask=recurrent_mask, need_cache=need_cache)
+        return hs, [h, c], cache
+
+    def _run_backward(self, douts, dfinal, cache):
+        g = fast.lstm_backward(douts, dfinal[0], dfinal[1], cache)
+        return g.dx, [g.dh0, g.dc0], self._weight_grads(g)
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRUCell(GatedCell):
+    """One GRU step, Keras's default ``reset_after=True`` variant (PyTorch's); bias (2, 3*units), gates z, r, h."""
+
+    gates = 3
+
+    def __init__(self, units: int, reset_after: bool = True, **kwargs):
+        if reset_after is not True:
+            raise ValueError("reset_after: only reset_after=True (the Keras 2+/PyTorch GRU) is implemented, got False")
+        super().__init__(units, **kwargs)
+        self.reset_after = True
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _run(self, x, states, mask, recurrent_mask, need_cache):
+        k, r, b = self._weights_args()
+        hs, h, cache = fast.gru_forward(x, k, r, b, states[0], activation=self.activation,
+                                        recurrent_activation=self.recurrent_activation, mask=mask,
+                                        recurrent_mask=recurrent_mask, need_cache=need_cache)
+        return hs, [h], cache
+
+    def _run_backward(self, douts, dfinal, cache):
+        g = fast.gru_backward(douts, dfinal[0], cache)
+        return g.dx, [g.dh0], self._weight_grads(g)
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": True}
+
+
+class SimpleRNNCell(GatedCell):
+    """One step of the plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``."""
+
+    def __init__(self, units: int, activation="tanh", **kwargs):
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, **kwargs)
+
+    def _run(self, x, states, mask, recurrent_mask, need_cache):
+        k, r, b = self._weights_args()
+        hs, h, cache = F.rnn_forward(x, k, r, b, states[0], activation=self.activation, mask=mask,
+                                     recurrent_mask=recurrent_mask)
+        return hs, [h], cache
+
+    def _run_backward(self, douts, dfinal, cache):
+        g = F.rnn_backward(douts, dfinal[0], cache)
+        return g.dx, [g.dh0], self._weight_grads(g)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("recurrent_activation")
+        return config
