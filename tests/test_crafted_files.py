@@ -316,14 +316,30 @@ def test_load_weights_checks_the_same_way(tmp_path, valid):
 
 
 # -- 2. a text-generation checkpoint whose vocabulary does not fit the model ------------------------
-@pytest.mark.xfail(reason="needs a check in apps/textgen/trainer.py load_checkpoint (not in this change)",
-                   strict=False)
-def test_vocabulary_shorter_than_the_output_layer(tmp_path, valid):
+@pytest.mark.parametrize("vocab, problem", [
+    (VOCAB[:5], "5 characters, but the model config says"), ("", "expected a non-empty string"),
+    ("aab", "distinct characters"), (["a", "b"], "expected a JSON string, got list")])
+def test_vocabulary_that_does_not_fit_the_model(tmp_path, valid, vocab, problem):
+    from lstmlab.apps.textgen import CheckpointError, load_checkpoint
+    from lstmlab.io import ModelFileError
+    header, _ = split(valid)
+    extra = json.loads(header["__metadata__"]["extra"])
+    extra["vocab"] = vocab
+    path = write(tmp_path, with_meta(valid, extra=json.dumps(extra)))
+    with pytest.raises(CheckpointError, match="extra.vocab") as info:
+        load_checkpoint(path)
+    assert isinstance(info.value, ModelFileError) and problem in str(info.value)
+    assert str(info.value).startswith(f"checkpoint: {path!r}: extra.vocab: ")
+
+
+@pytest.mark.parametrize("field, value", [("global_step", -1), ("epoch", "3"), ("best_val", "low"),
+                                          ("history", {"step": 1})])
+def test_checkpoint_progress_of_the_wrong_type(tmp_path, valid, field, value):
     from lstmlab.apps.textgen import CheckpointError, load_checkpoint
     header, _ = split(valid)
     extra = json.loads(header["__metadata__"]["extra"])
-    extra["vocab"] = VOCAB[:5]
-    with pytest.raises(CheckpointError, match="vocab"):
+    extra["progress"][field] = value
+    with pytest.raises(CheckpointError, match=f"extra.progress.{field}"):
         load_checkpoint(write(tmp_path, with_meta(valid, extra=json.dumps(extra))))
 
 

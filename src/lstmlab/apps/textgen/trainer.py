@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ... import backend
+from ...io.errors import ModelFileError
 from ...io.safetensors import atomic_write, load_file
 from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential, load_model
@@ -45,8 +46,12 @@ class Diverged(RuntimeError):
     """The loss became NaN/Inf or exploded; the weights were not updated."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read as a text-generation run."""
+class CheckpointError(ModelFileError):
+    """A checkpoint that cannot be read as a text-generation run: names the file and the field at fault."""
+
+    def __init__(self, path, field: str | None, problem: str):
+        super().__init__(path, field, problem)
+        self.args = (str(self.args[0]).replace("path:", "checkpoint:", 1),)
 
 
 @dataclass
@@ -119,19 +124,52 @@ def load_checkpoint(path):
     """``(model, vocab, model_config, train_config, progress, corpus_sha256)`` from a checkpoint file."""
     try:
         model = load_model(path)
+    except ModelFileError as exc:
+        raise CheckpointError(exc.path, exc.field, exc.problem) from None
     except ValueError as exc:
-        raise CheckpointError(str(exc).replace("path:", "checkpoint:", 1)) from None
-    extra = model.extra
+        raise CheckpointError(path, None, str(exc)) from None
+    extra = model.extra  # a JSON object: the model-file reader checked it
     if extra.get("kind") != KIND:
-        raise CheckpointError(f"checkpoint: {os.fspath(path)!r} is an lstmlab model but not a text-generation run")
+        raise CheckpointError(path, "extra.kind", "an lstmlab model but not a text-generation run")
+    for key, kind in (("vocab", str), ("model_config", dict), ("train_config", dict), ("progress", dict)):
+        if not isinstance(extra.get(key), kind):
+            raise CheckpointError(path, f"extra.{key}", f"expected a JSON {'string' if kind is str else 'object'}, "
+                                  f"got {type(extra.get(key)).__name__}")
+    chars = extra["vocab"]
+    if not chars or len(set(chars)) != len(chars):
+        raise CheckpointError(path, "extra.vocab", "expected a non-empty string of distinct characters")
     try:
-        vocab = Vocabulary(extra["vocab"])
+        vocab = Vocabulary(chars)
         mcfg = ModelConfig.from_dict(extra["model_config"])
         tcfg = TrainConfig.from_dict(extra["train_config"])
         progress = Progress(**extra["progress"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint: {os.fspath(path)!r} has a corrupted run description ({exc})") from None
+        raise CheckpointError(path, "extra", f"a corrupted run description ({exc})") from None
+    _check_progress(path, progress)
+    rows, units = _vocabulary_sizes(model)
+    if not (rows == units == mcfg.vocab_size == len(vocab)):
+        raise CheckpointError(path, "extra.vocab", f"{len(vocab)} characters, but the model config says "
+                              f"{mcfg.vocab_size}, the embedding has {rows} rows and the output layer {units} units")
     return model, vocab, mcfg, tcfg, progress, extra.get("corpus_sha256")
+
+
+def _vocabulary_sizes(model) -> tuple:
+    """Rows of the first layer's table and units of the last layer (None where they are not those layers)."""
+    first, last = model.layers[0], model.layers[-1]
+    return getattr(first, "input_dim", None), getattr(last, "units", None)
+
+
+def _check_progress(path, p: Progress) -> None:
+    for name in ("epoch", "step_in_epoch", "global_step"):
+        v = getattr(p, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CheckpointError(path, f"extra.progress.{name}", f"expected a non-negative integer, got {v!r}")
+    for name in ("best_val", "elapsed"):
+        v = getattr(p, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise CheckpointError(path, f"extra.progress.{name}", f"expected a finite number, got {v!r}")
+    if not isinstance(p.history, list) or not all(isinstance(r, dict) for r in p.history):
+        raise CheckpointError(path, "extra.progress.history", "expected a list of JSON objects")
 
 
 def checkpoint_step(path) -> int | None:
