@@ -250,6 +250,19 @@ class Sequential:
         for k, layer in enumerate(self.layers):  # dropout masks are a function of (seed, step, layer)
             layer.rng = np.random.default_rng([self._train_seed, step, k])
 
+    @property
+    def seed(self) -> int | None:
+        """The seed of training's random draws: dropout masks are a function of (seed, step, layer), and
+        ``fit``'s shuffling of (seed, epoch). Drawn at ``compile`` unless set; saved with the model, so a
+        resumed run continues exactly as an uninterrupted one."""
+        return self._train_seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {value!r}")
+        self._train_seed = int(value)
+
     def _train_step(self, x, y, guard=None):
         """Forward, loss, backward and one optimizer update.
 
@@ -275,11 +288,16 @@ class Sequential:
         self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
         return loss, y_pred, mask
 
-    def train_on_batch(self, x, y):
-        """One optimizer step on one batch; returns the loss (and metrics, as a list, when compiled with some)."""
+    def train_on_batch(self, x, y, before_update=None):
+        """One optimizer step on one batch; returns the loss (and metrics, as a list, when compiled with some).
+
+        ``before_update(loss, grads)``, when given (not a Keras argument), is called with the batch's loss
+        and the trainable weights' gradients before the optimizer changes anything; raising there leaves
+        the weights untouched (a trainer's check for a NaN or exploding loss).
+        """
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y)
-        loss, y_pred, mask = self._train_step(x, y)
+        loss, y_pred, mask = self._train_step(x, y, guard=before_update)
         if not self._metric_specs:
             return loss
         mets = self._make_metrics(y_pred.shape[-1])

@@ -103,7 +103,7 @@ def build(cfg: ExperimentConfig, cell: str, seed: int) -> Sequential:
     loss = {"regression": Ls.MeanSquaredError(), "classification": Ls.SparseCategoricalCrossentropy(from_logits=True),
             "multilabel": Ls.BinaryCrossentropy(), "sequence": Ls.SparseCategoricalCrossentropy(from_logits=True)}
     model.compile(O.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm), loss[info.kind])
-    model._train_seed = seed
+    model.seed = seed
     return model
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import functional as F
 from ... import layers as L
 from ...layers import initializers as I
 from ...training import optimizers as O
@@ -53,31 +52,38 @@ def compile_model(model: Sequential, cfg: TrainConfig) -> None:
 
 
 class CharSampler:
-    """Generates text one character at a time, carrying the recurrent state between calls.
+    """Generates text one character at a time, carrying the recurrent states between calls.
 
-    Each character costs one step of each layer (no re-running of the prefix):
-    the embedding row, one recurrent step per layer with the carried (h, c),
-    and the output projection.
+    Each character costs one step of each layer, through the layers' public API (no re-running of the
+    prefix): the embedding of the character id, ``layer.step(x_t, states)`` for each recurrent layer (any
+    cell) with the states this sampler carries, and every other layer called in inference mode (dropout is
+    then the identity, the last Dense gives the logits).
     """
 
     def __init__(self, model: Sequential, vocab: Vocabulary):
         self.vocab = vocab
-        self.embeddings = model.layers[0].embeddings.value
-        self.cells = [layer for layer in model.layers if isinstance(layer, (L.LSTM, L.GRU, L.SimpleRNN))]
-        dense = model.layers[-1]
-        self.W, self.b = dense.kernel.value, dense.bias.value
+        self.layers = list(model.layers)
+        if not isinstance(self.layers[0], L.Embedding):
+            raise ValueError(f"model: a character model starts with an Embedding, got {type(self.layers[0]).__name__}")
+        for layer in self.layers:
+            if isinstance(layer, L.Bidirectional):
+                raise ValueError(f"model: layer {layer.name!r} reads the sequence backwards too; text cannot be "
+                                 "generated one character at a time with it")
         self.reset()
 
     def reset(self) -> None:
-        self.states = [None] * len(self.cells)
+        self.states = [None] * len(self.layers)
         self.logits = None
 
     def step(self, char_id: int) -> np.ndarray:
         """Feed one character id; returns the logits of the next character, shape (V,)."""
-        x = self.embeddings[char_id][None, None, :]  # (1, 1, E)
-        for k, cell in enumerate(self.cells):
-            x, self.states[k] = _one_step(cell, x, self.states[k])
-        self.logits = x[0, 0] @ self.W + self.b  # (V,)
+        x = self.layers[0](np.array([[char_id]]), training=False)[:, 0]  # (1, E)
+        for k, layer in enumerate(self.layers[1:], start=1):
+            if isinstance(layer, L.RNN):
+                x, self.states[k] = layer.step(x, self.states[k])  # (1, H)
+            else:
+                x = layer(x, training=False)
+        self.logits = x[0]  # (V,)
         return self.logits
 
     def feed(self, text: str) -> None:
@@ -99,21 +105,6 @@ class CharSampler:
                 on_char(c)
             self.step(i)
         return "".join(out)
-
-
-def _one_step(cell, x, state):
-    k, r = cell.kernel.value, cell.recurrent_kernel.value
-    b = None if cell.bias is None else cell.bias.value
-    kw = dict(activation=cell.activation)
-    if isinstance(cell, L.LSTM):
-        h0, c0 = state if state is not None else (None, None)
-        hs, (h, c), _ = F.lstm_forward(x, k, r, b, h0, c0, recurrent_activation=cell.recurrent_activation, **kw)
-        return hs, (h, c)
-    if isinstance(cell, L.GRU):
-        hs, h, _ = F.gru_forward(x, k, r, b, state, recurrent_activation=cell.recurrent_activation, **kw)
-        return hs, h
-    hs, h, _ = F.rnn_forward(x, k, r, b, state, **kw)
-    return hs, h
 
 
 def sample_index(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:

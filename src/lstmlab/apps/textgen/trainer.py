@@ -249,7 +249,7 @@ class TextTrainer:
             with backend.seeded(tcfg.seed):  # the initial weights are a function of the seed
                 model = build_model(mcfg, B, unigram=unigram)
             compile_model(model, tcfg)
-            model._train_seed = tcfg.seed
+            model.seed = tcfg.seed
         self._evaluator = None
         self.model = model
         self.progress = progress if progress is not None else Progress()
@@ -376,7 +376,7 @@ class TextTrainer:
                     break
                 if k < p.step_in_epoch:
                     continue  # resuming inside an epoch: the carried states were restored
-                loss, _, _ = self.model._train_step(x, y, guard=self._guard)
+                loss = self.model.train_on_batch(x, y, before_update=self._guard)
                 p.step_in_epoch, p.global_step = k + 1, p.global_step + 1
                 p.elapsed = elapsed0 + time.monotonic() - start
                 window_loss, window_steps = window_loss + loss, window_steps + 1
