@@ -20,9 +20,10 @@
 #include "sgemm.h"
 
 /* -- the float32 LSTM cell in one pass, AVX-512 ------------------------------------------------------------
-   The generic cell (cells_generic.c) makes eight passes over the row (adds, four activations through glibc's vector
-   expf / tanhf calls, c, h); this one loads the four gate pre-activations of 16 units once, activates them
-   in registers and stores gates, c and h: measured ~20% of the forward loop before, see the README.
+   The generic cell (cells_generic.c) makes eight passes over the row (adds, four activations through
+   glibc's vector expf / tanhf calls, c, h); this one loads the four gate pre-activations of 16 units once,
+   activates them in registers and stores gates, c and h: measured ~20% of the forward loop before, see the
+   README.
    exp: x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor polynomial to r^7 / 7! (relative error
    below 2e-8 on that interval, under float32 rounding), times 2^n by scalef. sigmoid: 1 / (1 + e^-x) with
    a reciprocal estimate and one Newton step. tanh: its odd Taylor series to x^13 for |x| < 0.4 (error below
