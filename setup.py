@@ -2,7 +2,7 @@
 
 Everything else is configured in pyproject.toml. The extension is optional:
 without a C compiler the install still succeeds and lstmlab runs on its
-pure-NumPy reference path (lstmlab.functional.fast.available() is then False).
+pure-NumPy reference path (lstmlab._fast.available() is then False).
 """
 import sys
 
@@ -19,9 +19,10 @@ if sys.platform.startswith("linux") or sys.platform == "darwin":
 
 setup(
     ext_modules=[
-        Extension("lstmlab._fast._kernels", ["src/lstmlab/_fast/lstm_kernels.c", "src/lstmlab/_fast/sgemm.c",
-                                             "src/lstmlab/_fast/pool.c"],
-                  depends=["src/lstmlab/_fast/sgemm.h", "src/lstmlab/_fast/pool.h"], extra_compile_args=compile_args,
+        Extension("lstmlab._fast._kernels", ["src/lstmlab/_fast/cells_generic.c", "src/lstmlab/_fast/lstm_avx512.c",
+                                             "src/lstmlab/_fast/sgemm.c", "src/lstmlab/_fast/pool.c"],
+                  depends=["src/lstmlab/_fast/cells.h", "src/lstmlab/_fast/sgemm.h", "src/lstmlab/_fast/pool.h"],
+                  extra_compile_args=compile_args,
                   extra_link_args=link_args, libraries=libraries,
                   optional=True)
     ]

@@ -39,7 +39,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "src"))
 
 import lstmlab  # noqa: E402
-from lstmlab.functional import fast  # noqa: E402
+from lstmlab._fast import gemm, workspace  # noqa: E402
+from lstmlab._fast import lstm as fast_lstm  # noqa: E402
 
 CONFIGS = [(64, 100, 128, 256), (32, 100, 64, 128), (128, 50, 512, 512), (1, 500, 64, 256)]
 
@@ -83,11 +84,11 @@ def make_problem(B, T, D, H, seed=0):
 
 def ours(p):
     def infer():  # what a layer called with training=False runs: no cache kept for a backward
-        return fast.lstm_forward(p["x"], p["W"], p["U"], p["b"], need_cache=False)[0]
+        return fast_lstm.lstm_forward(p["x"], p["W"], p["U"], p["b"], need_cache=False)[0]
 
     def train():
-        hs, _, cache = fast.lstm_forward(p["x"], p["W"], p["U"], p["b"])
-        fast.lstm_backward(p["dy"], None, None, cache)
+        hs, _, cache = fast_lstm.lstm_forward(p["x"], p["W"], p["U"], p["b"])
+        fast_lstm.lstm_backward(p["dy"], None, None, cache)
 
     return infer, train
 
@@ -156,7 +157,7 @@ def own_gemm_floor(p):
     x, W, U = p["x"], p["W"], p["U"]
     B, T, D = x.shape
     H = U.shape[0]
-    packed, packed_t = fast._packed(U, False, T).copy(), fast._packed(U, True, T).copy()
+    packed, packed_t = gemm.packed_for_steps(U, False, T).copy(), gemm.packed_for_steps(U, True, T).copy()
 
     def gemms(lo, hi):
         m = hi - lo
@@ -169,7 +170,7 @@ def own_gemm_floor(p):
         dx = np.empty((m * T, D), np.float32)
 
         def infer():
-            fast.matmul(x2, W, out=z)  # input projection of all steps
+            gemm.matmul(x2, W, out=z)  # input projection of all steps
             # one recurrent GEMM per step, h_{t-1} rows T*H apart as in the loop
             K.lk_sgemm_prepacked_steps(T, m, 4 * H, H, hs.ctypes.data, T * H, H, packed.ctypes.data, 0.0,
                                        zp.ctypes.data, 4 * H, 0)
@@ -180,9 +181,9 @@ def own_gemm_floor(p):
             K.lk_sgemm_prepacked_steps(T, m, H, 4 * H, dz.ctypes.data, T * 4 * H, 4 * H, packed_t.ctypes.data, 0.0,
                                        dh.ctypes.data, H, 0)
             dz2 = dz.reshape(m * T, 4 * H)
-            fast.matmul(dz2, W.T, out=dx)  # dx
-            fast.matmul(x2.T, dz2)  # dkernel
-            fast.matmul(hs.reshape(m * T, H).T, dz2)  # drecurrent_kernel
+            gemm.matmul(dz2, W.T, out=dx)  # dx
+            gemm.matmul(x2.T, dz2)  # dkernel
+            gemm.matmul(hs.reshape(m * T, H).T, dz2)  # drecurrent_kernel
 
         return infer, train
 
@@ -302,7 +303,7 @@ def worker(spec: dict) -> dict:
         train()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        return {"peak": peak, "workspace": fast.workspace_bytes()}
+        return {"peak": peak, "workspace": workspace.workspace_bytes()}
     if kind in ("ours-char", "torch-char"):
         return char_step(kind, repeats)
     if kind in ("ours-gen", "torch-gen"):
@@ -513,7 +514,7 @@ def main() -> None:
     print(f"# lstmlab {lstmlab.__version__} LSTM benchmark\n")
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"- NumPy {np.__version__}, BLAS: {blas_description()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    print(f"- lstmlab fast path: {'on' if fast.available() else 'off (' + lstmlab._fast.REASON + ')'}")
+    print(f"- lstmlab fast path: {'on' if lstmlab._fast.available() else 'off (' + lstmlab._fast.REASON + ')'}")
     try:
         import torch
 

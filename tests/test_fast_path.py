@@ -9,17 +9,22 @@ import pytest
 from helpers import assert_close, backward, random_problem
 from lstmlab import functional as F
 from lstmlab import gradcheck
-from lstmlab.functional import fast
+from lstmlab import _fast
+from lstmlab._fast import gemm, parallel
+from lstmlab._fast import gru as fast_gru
+from lstmlab._fast import lstm as fast_lstm
+from lstmlab._fast import workspace as fast_workspace
 from lstmlab.layers import GRU, LSTM
 
-FAST = {"lstm": (fast.lstm_forward, fast.lstm_backward), "gru": (fast.gru_forward, fast.gru_backward)}
+FAST = {"lstm": (fast_lstm.lstm_forward, fast_lstm.lstm_backward), "gru": (fast_gru.gru_forward, fast_gru.gru_backward)}
+FAST_MODULES = {"lstm": fast_lstm, "gru": fast_gru}
 
 
 def test_fast_path_is_built_here():
     # CI installs with a C compiler, so a missing fast path is a build failure, not a skip.
     from lstmlab import _fast
 
-    assert fast.available(), _fast.REASON
+    assert _fast.available(), _fast.REASON
 
 
 def test_own_gemm_is_built_on_avx512():
@@ -45,21 +50,22 @@ def test_matmul_equals_float64_product(m, k, n, ta, tb, accumulate):
     out = c0.copy()
     A = np.ascontiguousarray(a.T).T if ta else a  # the same matrix, stored transposed
     Bm = np.ascontiguousarray(b.T).T if tb else b
-    fast.matmul(A, Bm, out=out, accumulate=accumulate)
+    gemm.matmul(A, Bm, out=out, accumulate=accumulate)
     expected = a.astype(np.float64) @ b.astype(np.float64) + (c0 if accumulate else 0)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * max(1.0, np.sqrt(k)))
-    np.testing.assert_allclose(fast.matmul(A, Bm), a.astype(np.float64) @ b, rtol=0, atol=1e-5 * max(1.0, np.sqrt(k)))
+    np.testing.assert_allclose(gemm.matmul(A, Bm), a.astype(np.float64) @ b, rtol=0, atol=1e-5 * max(1.0, np.sqrt(k)))
 
 
 def test_own_gemm_off_gives_the_same_results():
     code = (
         "import numpy as np\n"
         "from lstmlab import _fast\n"
-        "from lstmlab.functional import fast, lstm\n"
+        "from lstmlab._fast import lstm as fast_lstm\n"
+        "from lstmlab.functional import lstm\n"
         "from helpers import random_problem\n"
-        "assert fast.available() and not _fast.SGEMM\n"
+        "assert _fast.available() and not _fast.SGEMM\n"
         "p = random_problem('lstm', 8, 9, 30, 20, seed=1, dtype=np.float32, scale=0.2)\n"
-        "hs, _, cache = fast.lstm_forward(**p)\n"
+        "hs, _, cache = fast_lstm.lstm_forward(**p)\n"
         "assert cache.get('fast') == 'lstm'\n"
         "np.testing.assert_allclose(hs, lstm.lstm_forward(**p)[0], atol=1e-5)\n"
         "print('blas path ok')\n"
@@ -128,8 +134,8 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
     backward = _fast.KERNELS.lstm_backward_units_run_f32  # its last argument: parts
     monkeypatch.setattr(_fast.KERNELS, "lstm_backward_units_run_f32",
                         lambda *a: (calls.append(("backward", a[-1])), backward(*a))[1])
-    monkeypatch.setattr(fast, "UNIT_SPLIT", "always")
-    monkeypatch.setattr(fast, "_THREADS", 2)
+    monkeypatch.setattr(fast_lstm, "UNIT_SPLIT", "always")
+    monkeypatch.setattr(parallel, "_THREADS", 2)
     p = random_problem("lstm", B, T, D, H, seed=B + T + H, dtype=np.float32, scale=1.0 / np.sqrt(H + D))
     rng = np.random.default_rng(H)
     dhs = rng.standard_normal((B, T, H)).astype(np.float32)
@@ -144,17 +150,17 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
 
 
 def test_auto_splits_by_units_only_for_small_batches(monkeypatch):
-    monkeypatch.setattr(fast, "_THREADS", 2)
-    expected = [(0, 128), (128, 256)] if fast._own_gemm(np.float32) else None
-    assert fast._unit_parts(1, 100, 256, np.float32) == expected
-    assert fast._unit_parts(2 * fast.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
-    assert fast._unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
-    assert fast._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
+    monkeypatch.setattr(parallel, "_THREADS", 2)
+    expected = [(0, 128), (128, 256)] if gemm.own_gemm(np.float32) else None
+    assert fast_lstm._unit_parts(1, 100, 256, np.float32) == expected
+    assert fast_lstm._unit_parts(2 * parallel.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
+    assert fast_lstm._unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
+    assert fast_lstm._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
 
 
 @pytest.mark.parametrize("T", [1, 4], ids=["step-loop", "fused-loop"])
 def test_float32_cell_activations_are_accurate_everywhere(T):
-    # The float32 cell computes exp, sigmoid and tanh itself (lstm_kernels.c). With kernel = identity and no
+    # The float32 cell computes exp, sigmoid and tanh itself (lstm_avx512.c). With kernel = identity and no
     # recurrence at t = 0, the gate pre-activations are the inputs: sweep them from -100 to 100 (saturation,
     # the small-|x| tanh branch, the switch at 0.4, odd widths for the masked tail) against float64. One step
     # runs the loop with a GEMM call per step; four run the fused loop (its register-tile epilogue): step 0
@@ -167,7 +173,7 @@ def test_float32_cell_activations_are_accurate_everywhere(T):
     c0 = rng.uniform(-3, 3, (1, H))
     p = dict(x=x.astype(np.float32), kernel=np.eye(4 * H, dtype=np.float32),
              recurrent_kernel=np.zeros((H, 4 * H), np.float32), c0=c0.astype(np.float32))
-    hs, (h, c), _ = fast.lstm_forward(**p, need_cache=False)
+    hs, (h, c), _ = fast_lstm.lstm_forward(**p, need_cache=False)
     zi, zf, zg, zo = x[:, 0].reshape(4, H).astype(np.float64)
     sig = lambda a: 1.0 / (1.0 + np.exp(-a))  # noqa: E731
     c_ref = sig(zf) * c0[0].astype(np.float32) + sig(zi) * np.tanh(zg)
@@ -193,12 +199,13 @@ def test_inference_without_cache_equals_training_forward(monkeypatch, kind, B, T
         for a, b in zip(fin2 if kind == "lstm" else [fin2], fin if kind == "lstm" else [fin]):
             np.testing.assert_array_equal(a, b)
     assert cache["fast"] == kind
-    workspace = [raw for buffers in list(fast._ALL_BUFFERS) for raw in buffers.values()]
+    workspace = [raw for buffers in list(fast_workspace._ALL_BUFFERS) for raw in buffers.values()]
     for name in ("gates", "hs"):  # the training cache never points into the reused buffers
         assert not any(np.shares_memory(cache[name], raw) for raw in workspace), name
     seen = []
-    real = getattr(fast, f"{kind}_forward")
-    monkeypatch.setattr(fast, f"{kind}_forward", lambda *a, **k: (seen.append(k["need_cache"]), real(*a, **k))[1])
+    module = FAST_MODULES[kind]
+    real = getattr(module, f"{kind}_forward")
+    monkeypatch.setattr(module, f"{kind}_forward", lambda *a, **k: (seen.append(k["need_cache"]), real(*a, **k))[1])
     layer = (LSTM if kind == "lstm" else GRU)(H, return_sequences=True)
     x = p["x"]
     np.testing.assert_allclose(layer(x, training=False), layer(x, training=True), rtol=0, atol=0)
@@ -206,16 +213,16 @@ def test_inference_without_cache_equals_training_forward(monkeypatch, kind, B, T
 
 
 def test_workspace_is_reused_counted_and_freed():
-    fast.clear_workspace()
+    fast_workspace.clear_workspace()
     p = random_problem("lstm", 1, 20, 3, 48, seed=5, dtype=np.float32, scale=0.3)  # B = 1: the caller's loop
-    fast.lstm_forward(**p, need_cache=False)
-    held = fast.workspace_bytes()
+    fast_lstm.lstm_forward(**p, need_cache=False)
+    held = fast_workspace.workspace_bytes()
     assert held >= 4 * (20 * 4 * 48 + 20 * 48)  # at least the gates and cell states of that call
-    fast.lstm_forward(**p, need_cache=False)
-    assert fast.workspace_bytes() == held  # the same call again allocates nothing new
-    before = fast.workspace_bytes()
-    fast.clear_workspace()
-    assert fast.workspace_bytes() <= before - 4 * (20 * 4 * 48)
+    fast_lstm.lstm_forward(**p, need_cache=False)
+    assert fast_workspace.workspace_bytes() == held  # the same call again allocates nothing new
+    before = fast_workspace.workspace_bytes()
+    fast_workspace.clear_workspace()
+    assert fast_workspace.workspace_bytes() <= before - 4 * (20 * 4 * 48)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -260,34 +267,33 @@ def test_fast_path_passes_finite_differences(kind):
 
 def test_uncovered_calls_fall_back_to_the_reference():
     p = random_problem("lstm", 2, 3, 2, 3)
-    masked = fast.lstm_forward(**p, mask=np.array([[1, 1, 0], [1, 0, 0]], bool))
-    softsign = fast.lstm_forward(**p, activation="softsign")
+    masked = fast_lstm.lstm_forward(**p, mask=np.array([[1, 1, 0], [1, 0, 0]], bool))
+    softsign = fast_lstm.lstm_forward(**p, activation="softsign")
     assert masked[2].get("fast") is None and softsign[2].get("fast") is None
     np.testing.assert_array_equal(softsign[0], F.lstm_forward(**p, activation="softsign")[0])
-    g = fast.lstm_backward(np.ones((2, 3, 3)), None, None, masked[2])  # the reference cache is accepted
+    g = fast_lstm.lstm_backward(np.ones((2, 3, 3)), None, None, masked[2])  # the reference cache is accepted
     assert g.dx.shape == (2, 3, 2)
 
 
 def test_thread_count_does_not_change_results():
     p = random_problem("lstm", 16, 5, 4, 8, seed=2, dtype=np.float32, scale=0.3)
     try:
-        fast.set_threads(1)
-        one = fast.lstm_forward(**p)[0]
-        fast.set_threads(2)
-        two = fast.lstm_forward(**p)[0]
+        parallel.set_threads(1)
+        one = fast_lstm.lstm_forward(**p)[0]
+        parallel.set_threads(2)
+        two = fast_lstm.lstm_forward(**p)[0]
     finally:
-        fast.set_threads(2)
+        parallel.set_threads(2)
     np.testing.assert_allclose(one, two, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match=r"^n: expected a positive integer, got 0$"):
-        fast.set_threads(0)
+        parallel.set_threads(0)
 
 
 def test_pure_numpy_path_without_the_kernels():
     code = (
         "import numpy as np, lstmlab\n"
-        "from lstmlab.functional import fast\n"
         "from lstmlab import _fast\n"
-        "assert not fast.available() and 'LSTMLAB_FAST=0' in _fast.REASON\n"
+        "assert not _fast.available() and 'LSTMLAB_FAST=0' in _fast.REASON\n"
         "lstmlab.set_random_seed(0)\n"
         "m = lstmlab.Sequential([lstmlab.layers.Embedding(5, 4), lstmlab.layers.LSTM(8, return_sequences=True),\n"
         "                        lstmlab.layers.GRU(8), lstmlab.layers.Dense(5)])\n"
@@ -313,12 +319,12 @@ def test_fused_forward_works_in_a_forked_child():
     if not _fast.SGEMM:
         pytest.skip("the fused forward needs the own GEMM")
     p = random_problem("lstm", 16, 10, 5, 32, seed=3, dtype=np.float32, scale=0.2)
-    expected = fast.lstm_forward(**p, need_cache=False)[0]  # starts the pool's threads in this process
+    expected = fast_lstm.lstm_forward(**p, need_cache=False)[0]  # starts the pool's threads in this process
     pid = os.fork()
     if pid == 0:  # the child: exit 0 only if the forward finished with the parent's result
         ok = False
         try:
-            ok = np.array_equal(fast.lstm_forward(**p, need_cache=False)[0], expected)
+            ok = np.array_equal(fast_lstm.lstm_forward(**p, need_cache=False)[0], expected)
         finally:
             os._exit(0 if ok else 1)
     import time

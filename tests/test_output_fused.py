@@ -12,7 +12,8 @@ from helpers import assert_close
 from lstmlab import Sequential, gradcheck, layers
 from lstmlab.apps.textgen.model import log_unigram
 from lstmlab.functional import dense as dense_ref
-from lstmlab.functional import fast_output, output
+from lstmlab._fast import dense as fast_dense
+from lstmlab.functional import output
 from lstmlab.training.losses import SparseCategoricalCrossentropy
 
 
@@ -64,13 +65,13 @@ def test_fast_float32_equals_reference(monkeypatch, N):
     monkeypatch.setattr(output, "BLOCK_BYTES", 64 * 1001 * 4)  # several blocks per thread at N = 300
     x, W, b, y, w = problem(N=N, D=17, V=1001, seed=N)
     ref = output.dense_softmax_xent(x, W, b, y, w)
-    f32 = fast_output.dense_softmax_xent(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), y, w)
+    f32 = fast_dense.dense_softmax_xent(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), y, w)
     assert f32.dx.dtype == np.float32
     assert abs(f32.loss - ref.loss) <= 1e-5 * (1 + abs(ref.loss))
     for name in ("dx", "dkernel", "dbias"):
         assert_close(name, getattr(f32, name), getattr(ref, name), 1e-5)
-    only = fast_output.dense_softmax_xent(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), y, w,
-                                          need_grads=False)
+    only = fast_dense.dense_softmax_xent(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), y, w,
+                                         need_grads=False)
     assert only.dx is None and abs(only.loss - f32.loss) < 1e-12
 
 

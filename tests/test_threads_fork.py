@@ -11,7 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from lstmlab.functional import fast
+from lstmlab import _fast
+from lstmlab._fast import lstm as fast_lstm
+from lstmlab._fast import parallel
 
 TIME_LIMIT = 120  # s; a healthy run takes about 2 s, the hang it guards against lasted forever
 
@@ -23,16 +25,16 @@ import os, signal, sys
 import numpy as np
 import lstmlab
 from lstmlab import layers
-from lstmlab.functional import fast
+from lstmlab._fast import parallel
 
-fast._allowed_cores = lambda: 2
+parallel._allowed_cores = lambda: 2
 rng = np.random.default_rng(0)
 x = rng.standard_normal((32, 12, 6)).astype(np.float32)
 y = rng.standard_normal((32, 1)).astype(np.float32)
 model = lstmlab.Sequential([layers.LSTM(32, input_shape=(12, 6)), layers.Dense(1)])
 model.compile("sgd", "mse")
 model.train_on_batch(x, y)
-assert fast._POOL is not None, "the parent's step did not use the Python pool"
+assert parallel._POOL is not None, "the parent's step did not use the Python pool"
 
 def step():
     signal.alarm(60)
@@ -61,7 +63,7 @@ def assert_same_step(tmp_path):
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
-needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or not fast.available(),
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or not _fast.available(),
                                 reason="needs os.fork and the C kernels")
 
 
@@ -97,13 +99,13 @@ np.savez("parent.npz", *step())
 def test_forked_child_splits_again_across_the_new_pool(tmp_path):
     # The child must not only finish but use its own threads: its pool is a new one, with live workers.
     out = run_script(PARENT + """
-old = fast._POOL
+old = parallel._POOL
 pid = os.fork()
 if pid == 0:
     code = 1
     try:
         step()
-        code = 0 if fast._POOL is not None and fast._POOL is not old else 2
+        code = 0 if parallel._POOL is not None and parallel._POOL is not old else 2
     finally:
         os._exit(code)
 _, status = os.waitpid(pid, 0)
@@ -112,7 +114,7 @@ print(os.waitstatus_to_exitcode(status))
     assert out.strip() == "0"
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or not fast.available(),
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or not _fast.available(),
                     reason="needs os.sched_setaffinity and the C kernels")
 def test_affinity_narrowed_after_import_runs_one_part(tmp_path):
     # Two cores (as far as lstmlab can tell) for a first call that starts both pools, then one allowed core:
@@ -122,19 +124,20 @@ def test_affinity_narrowed_after_import_runs_one_part(tmp_path):
 import os
 import numpy as np
 from lstmlab import _fast
-from lstmlab.functional import fast, lstm as ref
+from lstmlab._fast import lstm as fast_lstm, parallel
+from lstmlab.functional import lstm as ref
 
-real = getattr(fast, "_allowed_cores", None)
-fast._allowed_cores = lambda: 2
+real = getattr(parallel, "_allowed_cores", None)
+parallel._allowed_cores = lambda: 2
 rng = np.random.default_rng(1)
 def problem(B, T=20, D=16, H=64):
     s = 1.0 / np.sqrt(D + H)
     return (rng.standard_normal((B, T, D)).astype(np.float32), (s * rng.standard_normal((D, 4 * H))).astype(np.float32),
             (s * rng.standard_normal((H, 4 * H))).astype(np.float32), (s * rng.standard_normal(4 * H)).astype(np.float32))
-fast.lstm_backward(np.ones((32, 20, 64), np.float32), None, None, fast.lstm_forward(*problem(32))[2])
-fast.lstm_forward(*problem(1), need_cache=False)
+fast_lstm.lstm_backward(np.ones((32, 20, 64), np.float32), None, None, fast_lstm.lstm_forward(*problem(32))[2])
+fast_lstm.lstm_forward(*problem(1), need_cache=False)
 
-fast._allowed_cores = real
+parallel._allowed_cores = real
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 parts = []
 if _fast.SGEMM:
@@ -142,48 +145,46 @@ if _fast.SGEMM:
     _fast.KERNELS.lstm_forward_fused_run_f32 = lambda *a: (parts.append(a[-3:-1]), run(*a))[1]
 def no_pool(*args):
     raise AssertionError("a part was handed to the Python pool")
-fast._pool = no_pool
+parallel._pool = no_pool
 for B in (1, 32):
     x, k, u, b = problem(B)
-    hs, _, cache = fast.lstm_forward(x, k, u, b)
+    hs, _, cache = fast_lstm.lstm_forward(x, k, u, b)
     rhs, _, rcache = ref.lstm_forward(x, k, u, b)
     dhs = rng.standard_normal(hs.shape).astype(np.float32)
-    g, rg = fast.lstm_backward(dhs, None, None, cache), ref.lstm_backward(dhs, None, None, rcache)
+    g, rg = fast_lstm.lstm_backward(dhs, None, None, cache), ref.lstm_backward(dhs, None, None, rcache)
     np.testing.assert_allclose(hs, rhs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(g.dx, rg.dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(g.drecurrent_kernel, rg.drecurrent_kernel, rtol=1e-4, atol=1e-4)
 print(parts)
 """, tmp_path)
-    from lstmlab import _fast
-
     # the fused forward ran in one part, not by units (without the own GEMM it is not used at all)
     assert out.strip() == ("[(1, 0), (1, 0)]" if _fast.SGEMM else "[]")
 
 
 def test_thread_count_follows_the_allowed_cores(monkeypatch):
-    monkeypatch.setattr(fast, "_THREADS", None)
-    monkeypatch.setattr(fast, "_allowed_cores", lambda: 1)
-    assert fast.threads() == 1
-    assert fast._split(64) == [(0, 64)]
-    assert fast._unit_parts(1, 100, 256, np.float32) is None  # no barrier between threads on one core
-    monkeypatch.setattr(fast, "_allowed_cores", lambda: 3)
-    assert fast.threads() == 3
-    assert fast._split(12) == [(0, 4), (4, 8), (8, 12)]
-    monkeypatch.setattr(fast, "_THREADS", 2)  # set_threads() caps it
-    assert fast.threads() == 2
-    monkeypatch.setattr(fast, "_THREADS", None)
-    monkeypatch.setattr(fast, "_allowed_cores", lambda: 200)  # more than pool.c's 64 threads
-    assert fast.threads() == fast.C_POOL_MAX_THREADS
+    monkeypatch.setattr(parallel, "_THREADS", None)
+    monkeypatch.setattr(parallel, "_allowed_cores", lambda: 1)
+    assert parallel.threads() == 1
+    assert parallel.split(64) == [(0, 64)]
+    assert fast_lstm._unit_parts(1, 100, 256, np.float32) is None  # no barrier between threads on one core
+    monkeypatch.setattr(parallel, "_allowed_cores", lambda: 3)
+    assert parallel.threads() == 3
+    assert parallel.split(12) == [(0, 4), (4, 8), (8, 12)]
+    monkeypatch.setattr(parallel, "_THREADS", 2)  # set_threads() caps it
+    assert parallel.threads() == 2
+    monkeypatch.setattr(parallel, "_THREADS", None)
+    monkeypatch.setattr(parallel, "_allowed_cores", lambda: 200)  # more than pool.c's 64 threads
+    assert parallel.threads() == parallel.C_POOL_MAX_THREADS
 
 
 def test_more_cores_than_the_c_pool_has_threads_still_runs(monkeypatch):
     # Found while checking the C pool: lk_parallel refuses a job of more than 64 parts, so on a machine of
     # more cores a large batch raised "could not start their worker threads".
-    monkeypatch.setattr(fast, "_THREADS", None)
-    monkeypatch.setattr(fast, "_allowed_cores", lambda: 100)
+    monkeypatch.setattr(parallel, "_THREADS", None)
+    monkeypatch.setattr(parallel, "_allowed_cores", lambda: 100)
     from helpers import random_problem
 
     p = random_problem("lstm", 400, 5, 8, 32, seed=4, dtype=np.float32, scale=0.3)
-    hs = fast.lstm_forward(**p)[0]
-    monkeypatch.setattr(fast, "_allowed_cores", lambda: 1)
-    np.testing.assert_allclose(hs, fast.lstm_forward(**p)[0], rtol=1e-6, atol=1e-7)
+    hs = fast_lstm.lstm_forward(**p)[0]
+    monkeypatch.setattr(parallel, "_allowed_cores", lambda: 1)
+    np.testing.assert_allclose(hs, fast_lstm.lstm_forward(**p)[0], rtol=1e-6, atol=1e-7)

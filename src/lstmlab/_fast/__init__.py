@@ -1,10 +1,20 @@
 """Loader of the optional C kernels and of the BLAS they call.
 
-The kernels (``lstm_kernels.c``) are built at install time when a C compiler
-is present. They call NumPy's own OpenBLAS (the ILP64 ``scipy_openblas``
-that NumPy's wheels ship) through function pointers, so no BLAS is linked or
-installed. When either piece is missing, ``KERNELS`` is ``None`` and
-``REASON`` says why; lstmlab then runs on the NumPy reference path.
+The kernels (``cells_generic.c``: the LSTM and GRU time loops for float32
+and float64; ``lstm_avx512.c``: the float32 LSTM engine; ``sgemm.c``: the own
+GEMM; ``pool.c``: the C worker threads) are built at install time when a C
+compiler is present. They call NumPy's own OpenBLAS (the ILP64
+``scipy_openblas`` that NumPy's wheels ship) through function pointers, so no
+BLAS is linked or installed. When either piece is missing, ``KERNELS`` is
+``None`` and ``REASON`` says why; lstmlab then runs on the NumPy reference
+path.
+
+The Python side of the fast path is this package's modules, one job each:
+``parallel`` (thread count, Python worker pool), ``workspace`` (per-thread
+reused buffers), ``gemm`` (own GEMM or BLAS, packing), ``recurrent`` (what
+the per-cell loops share), ``lstm`` and ``gru`` (the per-cell fast loops) and
+``dense`` (the Dense and fused output layers on all cores). This loader
+imports none of them.
 """
 from __future__ import annotations
 
@@ -19,6 +29,11 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
 SGEMM = False  # lstmlab's own AVX-512 float32 GEMM (sgemm.c) was built; LSTMLAB_SGEMM=0 turns it off
+
+
+def available() -> bool:
+    """True when the C kernels and NumPy's OpenBLAS were found (see ``REASON`` if not)."""
+    return KERNELS is not None
 
 
 def _find_kernels():

@@ -16,7 +16,7 @@
 
 #include "pool.h"
 
-enum { MAX_THREADS = 64 };  /* functional/fast.py keeps its jobs within it (C_POOL_MAX_THREADS) */
+enum { MAX_THREADS = 64 };  /* _fast/parallel.py keeps its jobs within it (C_POOL_MAX_THREADS) */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -24,7 +24,7 @@ void lk_sgemm_prepacked_steps(int64_t count, int64_t m, int64_t n, int64_t k, co
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-/* The packed layout and register tile (see sgemm.c), shared with the fused LSTM loop (lstm_kernels.c). */
+/* The packed layout and register tile (see sgemm.c), shared with the fused LSTM loop (lstm_avx512.c). */
 enum {
     LK_NRV = 4,            /* vectors of 16 floats per row of the register tile */
     LK_NR = 16 * LK_NRV,   /* columns of a packed panel */

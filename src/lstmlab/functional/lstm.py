@@ -46,6 +46,22 @@ h and c are carried through unchanged and it receives no gradient.
 Recurrent dropout: ``recurrent_mask`` (B, H) multiplies h_{t-1} where it enters
 the recurrent kernel, the same mask at every step (one mask per sequence);
 the backward multiplies the hidden-state path by the same mask.
+
+The C counterparts (``src/lstmlab/_fast/``, driven by :mod:`lstmlab._fast.lstm`
+for calls without mask or recurrent dropout). ``z_t``: ``fused_tile`` in
+``lstm_avx512.c`` sums both products in registers (the float32 forward on the
+own GEMM); elsewhere ``x_t @ kernel`` is one GEMM before the loop and
+``lstm_forward_f32`` / ``_f64`` in ``cells_generic.c`` add
+``h_{t-1} @ recurrent_kernel`` at each step. (1)-(5): ``gates16`` in
+``lstm_avx512.c`` (float32 on AVX-512), else ``lstm_cell_forward_generic_*``
+in ``cells_generic.c``. (6): ``cell16`` (one step) and the end of
+``fused_tile`` (the fused forward) in ``lstm_avx512.c``, else the same generic
+cell. BPTT: the pointwise lines (6), (4), (1)(2)(3)(5) and ``dc_{t-1}`` are
+``lstm_cell_backward_f32`` in ``lstm_avx512.c``, else
+``lstm_cell_backward_generic_*`` in ``cells_generic.c``; ``dh_{t-1}`` is the
+per-step GEMM of ``lstm_backward_f32`` / ``_f64`` in ``cells_generic.c``, or
+of ``backward_units`` in ``lstm_avx512.c`` when the loop is split by units;
+``dx_t`` and the weight gradients are GEMMs after the loop, in Python.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ Backward (the same numbers, in reverse)::
     (O1') dW     = sum_n x_n^T dz_n,   db = sum_n dz_n,   dx_n = dz_n W^T
 
 This module is the reference (any float dtype, one block at a time, no
-threads). ``lstmlab.functional.fast.dense_softmax_xent`` computes the same in
+threads). ``lstmlab._fast.dense.dense_softmax_xent`` computes the same in
 float32 on all cores with lstmlab's own GEMM; tests hold the two equal.
 """
 from __future__ import annotations

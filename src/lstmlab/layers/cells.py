@@ -4,7 +4,7 @@ Each is one step of its recurrence (see :mod:`lstmlab.layers.rnn` for the
 contract). Their math is the whole-sequence forward and BPTT of
 :mod:`lstmlab.functional` (``lstm``, ``gru``, ``rnn``); one step is that
 math on a sequence of length 1, and a whole sequence goes through
-:mod:`lstmlab.functional.fast`, which runs the C time loop when it covers the
+:mod:`lstmlab._fast.lstm` or ``.gru``, which run the C time loop when they cover the
 call and the reference otherwise.
 """
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..functional import fast  # the C time loop when it covers the call, else the reference
+from .._fast import gru as fast_gru  # the C time loop when it covers the call, else the reference
+from .._fast import lstm as fast_lstm
 from . import initializers as inits
 from . import regularizers as regs
 from .core import check_positive_int, check_rate
@@ -139,13 +140,13 @@ class LSTMCell(GatedCell):
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
-        hs, (h, c), cache = fast.lstm_forward(x, k, r, b, states[0], states[1], activation=self.activation,
-                                              recurrent_activation=self.recurrent_activation, mask=mask,
-                                              recurrent_mask=recurrent_mask, need_cache=need_cache)
+        hs, (h, c), cache = fast_lstm.lstm_forward(x, k, r, b, states[0], states[1], activation=self.activation,
+                                                   recurrent_activation=self.recurrent_activation, mask=mask,
+                                                   recurrent_mask=recurrent_mask, need_cache=need_cache)
         return hs, [h, c], cache
 
     def _run_backward(self, douts, dfinal, cache):
-        g = fast.lstm_backward(douts, dfinal[0], dfinal[1], cache)
+        g = fast_lstm.lstm_backward(douts, dfinal[0], dfinal[1], cache)
         return g.dx, [g.dh0, g.dc0], self._weight_grads(g)
 
     def get_config(self):
@@ -168,13 +169,13 @@ class GRUCell(GatedCell):
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
-        hs, h, cache = fast.gru_forward(x, k, r, b, states[0], activation=self.activation,
-                                        recurrent_activation=self.recurrent_activation, mask=mask,
-                                        recurrent_mask=recurrent_mask, need_cache=need_cache)
+        hs, h, cache = fast_gru.gru_forward(x, k, r, b, states[0], activation=self.activation,
+                                            recurrent_activation=self.recurrent_activation, mask=mask,
+                                            recurrent_mask=recurrent_mask, need_cache=need_cache)
         return hs, [h], cache
 
     def _run_backward(self, douts, dfinal, cache):
-        g = fast.gru_backward(douts, dfinal[0], cache)
+        g = fast_gru.gru_backward(douts, dfinal[0], cache)
         return g.dx, [g.dh0], self._weight_grads(g)
 
     def get_config(self):

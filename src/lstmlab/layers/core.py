@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..functional import fast
-from ..functional import fast_output
+from .._fast import dense as fast_dense
 from ..functional._validate import as_float_array
 from . import initializers as inits
 from . import regularizers as regs
@@ -57,13 +56,13 @@ class Dense(Layer):
     def forward(self, x, training=False, mask=None):
         x = as_float_array("x", x)
         check_features(self, x, self.kernel.shape[0])
-        y, cache = fast.dense_forward(x.astype(self.dtype, copy=False), self.kernel.value,
-                                      None if self.bias is None else self.bias.value, activation=self.activation)
+        y, cache = fast_dense.dense_forward(x.astype(self.dtype, copy=False), self.kernel.value,
+                                            None if self.bias is None else self.bias.value, activation=self.activation)
         self._cache = cache if training else None
         return y
 
     def _backward(self, dy):
-        g = fast.dense_backward(dy, self._cache)
+        g = fast_dense.dense_backward(dy, self._cache)
         return g.dx, [g.dkernel] + ([g.dbias] if self.use_bias else [])
 
     def softmax_cross_entropy(self, x, targets, weights=None, training: bool = False) -> tuple:
@@ -94,9 +93,9 @@ class Dense(Layer):
         check_features(self, x, self.kernel.shape[0])
         lead = x.shape[:-1]
         w = None if weights is None else np.asarray(weights).reshape(-1)
-        g = fast_output.dense_softmax_xent(x.astype(self.dtype, copy=False).reshape(-1, x.shape[-1]),
-                                           self.kernel.value, None if self.bias is None else self.bias.value,
-                                           np.asarray(targets).reshape(-1), w, need_grads=training)
+        g = fast_dense.dense_softmax_xent(x.astype(self.dtype, copy=False).reshape(-1, x.shape[-1]),
+                                          self.kernel.value, None if self.bias is None else self.bias.value,
+                                          np.asarray(targets).reshape(-1), w, need_grads=training)
         if not training:
             return g.loss, None
         grads = [g.dkernel] + ([g.dbias] if self.use_bias else [])

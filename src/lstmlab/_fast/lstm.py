@@ -1,0 +1,198 @@
+"""The LSTM's fast path: :func:`lstm_forward` and :func:`lstm_backward`, the reference's contract with the
+time loop in C.
+
+Same arguments and results as :mod:`lstmlab.functional.lstm`. When the C
+kernels are available and the call is one they cover (default ``tanh`` /
+``sigmoid`` activations, no mask, no recurrent dropout), the time loop runs
+in C; anything else falls through to the reference, so these functions are
+always safe to call. The reference stays the oracle; tests hold the two equal.
+
+* the float32 forward with lstmlab's own GEMM is one C call
+  (``lstm_forward_fused_run_f32``, ``lstm_avx512.c``): each register tile of
+  ``[x_t, h_{t-1}] @ [kernel; recurrent_kernel]`` holds the four gates of 16
+  units (the kernels' columns regrouped when packed), and the cell runs on it
+  in registers with lstmlab's own exp, sigmoid and tanh, so neither product is
+  stored and read back; it runs on lstmlab's C worker threads (``pool.c``),
+  which start a call's parts within microseconds;
+* elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``) the
+  input projection of all steps is one GEMM before the loop, and each step one
+  GEMM and one fused pass over the units (``lstm_forward_f32`` / ``_f64``,
+  ``lstm_backward_*`` in ``cells_generic.c``; the float32 cell step in AVX-512
+  registers, ``lstm_avx512.c``);
+* the batch is split across the cores (see :mod:`.parallel`): each thread
+  runs the whole time loop for its rows, so there is no per-step barrier; a
+  batch too small to split (B < 8) is split by hidden units instead, the parts
+  meeting once per step (both unit-split loops run on the C worker threads);
+* the weight gradients are GEMMs over all T*B rows, after the loop;
+* temporaries live in per-thread buffers reused between calls (see
+  :mod:`.workspace`), and inference (``need_cache=False``, what layers pass
+  when not training) keeps no cache.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from .. import _fast
+from ..functional import lstm as ref_lstm
+from ..functional._validate import recurrent_args, upstream
+from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, pack, packed_for_steps, parallel_matmul
+from .parallel import MIN_ROWS_PER_THREAD, run, split, threads
+from .recurrent import c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .workspace import aligned_empty, scratch
+
+# -- the time loop split by hidden units (see lstm_avx512.c) ----------------------------------------------
+UNIT_SPLIT = "auto"  # "auto", "always" (whenever possible) or "never": how the LSTM's time loop is split
+_NO_THREADS = "lstmlab's C kernels could not start their worker threads"
+
+
+def _unit_parts(B: int, T: int, H: int, dtype):
+    """The unit ranges ``[(u0, u1), ...]`` of the parts when the LSTM loop is split by units, else None.
+
+    Measured on 2 cores, H = 256 (min of 40 calls, forward / backward ms): B = 1, T = 500: by units
+    2.3 / 3.9, by sequences 4.6 / 6.9 (one core idle); B = 4: 1.3 / 2.6 against 1.8 / 3.5; from B = 8 on,
+    splitting the sequences is as fast or faster (B = 64: 15.8 / 29.6 against 16.5 / 32.4), as it needs
+    no barrier. So "auto" splits by units only when the batch is too small to split. (Measured before the
+    forward's cell was fused into its GEMM.)
+    """
+    if UNIT_SPLIT == "never" or not own_gemm(dtype) or T < PACK_MIN_STEPS or H < 32:
+        return None
+    if UNIT_SPLIT == "auto" and B >= 2 * MIN_ROWS_PER_THREAD:
+        return None
+    n = min(threads(), H // 16)
+    if n < 2:  # one allowed core: parts that meet at a barrier every step would take turns on it
+        return None
+    edges = [int(round(i * (H // 16) / n)) * 16 for i in range(n + 1)]
+    edges[-1] = H
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _packed_rows_transposed(U, parts):
+    """Per part of the backward, its rows of the recurrent kernel packed transposed: (4H, n)."""
+    H = U.shape[0]
+    # rows u0..u1: (n, 4H), read as (4H, n)
+    return [pack(f"packed{p}", U[u0:u1], True, 4 * H, u1 - u0) for p, (u0, u1) in enumerate(parts)]
+
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, activation="tanh",
+                 recurrent_activation="sigmoid", mask=None, recurrent_mask=None, need_cache=True):
+    """Same contract as :func:`lstmlab.functional.lstm.lstm_forward`.
+
+    ``need_cache=False`` (inference: no backward will follow) returns ``None`` for the cache and keeps the
+    per-step gates and cell states in this thread's reused buffers instead of fresh arrays (measured at
+    (128, 50, 512, 512): fresh 52 MB arrays cost 4 ms of page faults per call, 5% of the forward).
+    """
+    x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
+        x, kernel, recurrent_kernel, bias, {"h0": h0, "c0": c0}, gates=4)
+    if not covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
+        hs, final, cache = ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, states["h0"], states["c0"],
+                                                 activation=activation, recurrent_activation=recurrent_activation,
+                                                 mask=mask, recurrent_mask=recurrent_mask)
+        return hs, final, cache if need_cache else None
+    dtype = x.dtype
+    x = np.ascontiguousarray(x)
+    U = np.ascontiguousarray(recurrent_kernel)
+    bias_c = None if bias is None else np.ascontiguousarray(bias)
+    h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
+    fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
+    parts = _unit_parts(B, T, H, dtype) if fused else None
+    if need_cache:
+        z = aligned_empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
+        cs = np.empty((B, T, H), dtype)  # (B, T, H)
+    else:  # inference: the fused loop split by sequences never stores x @ kernel or the gates
+        z = scratch("gates", (B, T, 4 * H), dtype) if not fused or parts else None
+        cs = scratch("cs", (B, T, H), dtype)
+    hs = np.empty((B, T, H), dtype)  # (B, T, H)
+    if fused:
+        _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache)
+    else:
+        kern = c_loop("lstm_forward", dtype)
+
+        def job(b0, b1):
+            # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
+            matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
+            kern(T, B, H, ptr(z), ptr(U), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1)
+
+        run(job, B)
+    cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
+                 has_bias=bias is not None) if need_cache else None
+    return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
+
+
+def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates):
+    """The float32 forward in one C call (``lstm_forward_fused_run_f32``): the input projection and the cell
+    fused into the recurrent GEMM's register tiles, both kernels packed once with their gate columns
+    regrouped by 16 units; the batch split across lstmlab's C worker threads (``pool.c``), or the units by
+    ``parts`` when the batch is too small (see :func:`_unit_parts`; z is then needed for x @ kernel). Fills
+    hs, cs and, with keep_gates, z (the gates)."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    lk = _fast.KERNELS
+    layout = operand_layout(kernel)
+    if layout is None or layout[0]:  # the packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    packed_kernel = scratch("packed_kernel", (int(lk.lstm_fused_packed_size(D, H)),), np.float32)
+    packed = scratch("packed", (int(lk.lstm_fused_packed_size(H, H)),), np.float32)
+    if parts:  # unit blocks of 16; the last one partial when 16 does not divide H
+        edges = [u0 // 16 for u0, _ in parts] + [-(-H // 16)]
+    else:
+        edges = [b0 for b0, _ in split(B)] + [B]
+    edges = np.array(edges, np.int64)
+    if lk.lstm_forward_fused_run_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias), ptr(h0),
+                                     ptr(c0), ptr(z), ptr(hs), ptr(cs), int(keep_gates), ptr(packed_kernel),
+                                     ptr(packed), len(edges) - 1, int(bool(parts)), ptr(edges)) != 0:
+        raise RuntimeError(_NO_THREADS)
+
+
+def lstm_backward(dhs, dh_T, dc_T, cache):
+    """Same contract as :func:`lstmlab.functional.lstm.lstm_backward`; accepts either path's cache."""
+    if cache.get("fast") != "lstm":
+        return ref_lstm.lstm_backward(dhs, dh_T, dc_T, cache)
+    z, hs, cs, kernel, U = cache["gates"], cache["hs"], cache["cs"], cache["kernel"], cache["recurrent_kernel"]
+    B, T, H = hs.shape
+    dtype = hs.dtype
+    dhs = upstream("dhs", dhs, (B, T, H), dtype)
+    dh = upstream("dh_T", dh_T, (B, H), dtype)
+    dc = upstream("dc_T", dc_T, (B, H), dtype)
+    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
+    dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
+    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dz = scratch("dz", z.shape, dtype)  # (B, T, 4H)
+    dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows
+    parts = _unit_parts(B, T, H, dtype)
+    if parts:
+        packs = _packed_rows_transposed(U, parts)
+        pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
+        edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
+        if _fast.KERNELS.lstm_backward_units_run_f32(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs),
+                                                     ptr(dhs), ptr(dh), ptr(dc), ptr(dz), ptr(edges),
+                                                     len(parts)) != 0:
+            raise RuntimeError(_NO_THREADS)
+        dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
+        return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
+    kern = c_loop("lstm_backward", dtype)
+    packed = packed_for_steps(U, True, T)
+
+    def job(b0, b1):
+        kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc),
+             ptr(dz), b0, b1)
+        return chunk_weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
+                                  cache["has_bias"], dx_out=dx[b0:b1])
+
+    dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
+    return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
+
+
+def _weight_grads_all_rows(cache, dz, dx):
+    """After a unit-split loop: the gradient GEMMs over all B*T rows, each on both cores."""
+    x, hs, kernel = cache["x"], cache["hs"], cache["kernel"]
+    B, T, H = hs.shape
+    h_prev = scratch("h_prev", hs.shape, hs.dtype)  # (B, T, H) h_{t-1} for every step
+    h_prev[:, 0], h_prev[:, 1:] = cache["h0"], hs[:, :-1]
+    dz2, dx2 = dz.reshape(B * T, -1), dx.reshape(B * T, -1)  # (N, 4H), (N, D)
+    run(lambda lo, hi: matmul(dz2[lo:hi], kernel.T, out=dx2[lo:hi]), B * T)
+    dkernel = parallel_matmul(x.reshape(B * T, -1).T, dz2)  # (D, 4H)
+    drecurrent_kernel = parallel_matmul(h_prev.reshape(B * T, H).T, dz2)  # (H, 4H)
+    return dkernel, drecurrent_kernel, (dz2.sum(axis=0) if cache["has_bias"] else None)
