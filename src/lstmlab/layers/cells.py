@@ -15,6 +15,7 @@ from .. import functional as F
 from ..functional import fast  # the C time loop when it covers the call, else the reference
 from . import initializers as inits
 from . import regularizers as regs
+from .base import LAYERS
 from .core import check_positive_int, check_rate
 from .rnn import RNNCell
 
@@ -120,6 +121,7 @@ class GatedCell(RNNCell):
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 
+@LAYERS.register
 class LSTMCell(GatedCell):
     """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
 
@@ -152,6 +154,7 @@ class LSTMCell(GatedCell):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
+@LAYERS.register
 class GRUCell(GatedCell):
     """One GRU step, Keras's default ``reset_after=True`` variant (PyTorch's); bias (2, 3*units), gates z, r, h."""
 
@@ -181,6 +184,7 @@ class GRUCell(GatedCell):
         return {**super().get_config(), "reset_after": True}
 
 
+@LAYERS.register
 class SimpleRNNCell(GatedCell):
     """One step of the plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``."""
 
