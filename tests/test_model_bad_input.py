@@ -86,11 +86,11 @@ def test_unknown_names_list_the_valid_ones():
         L.Dense(3, activation="gelu")
     with pytest.raises(ValueError, match=r"^recurrent_activation: unknown activation 'sigmod'; expected one of"):
         L.LSTM(3, recurrent_activation="sigmod")
-    with pytest.raises(ValueError, match=r"^metrics: unknown metric 'f1'; expected one of accuracy, acc, mae"):
+    with pytest.raises(ValueError, match=r"^metrics: unknown metric 'f1'; expected one of acc, accuracy, mae, mean_absolute_error, mean_squared_error, mse$"):
         lstm_model().compile("adam", "mse", metrics=["f1"])
     with pytest.raises(ValueError, match=r"^kernel_initializer: unknown initializer 'xavier'; expected one of"):
         L.LSTM(3, kernel_initializer="xavier")
-    with pytest.raises(ValueError, match=r"^kernel_regularizer: unknown regularizer 'l3'; expected one of l1, l2, l1_l2 or None$"):
+    with pytest.raises(ValueError, match=r"^kernel_regularizer: unknown regularizer 'l3'; expected one of L1L2, l1, l1_l2, l2 or None$"):
         L.Dense(3, kernel_regularizer="l3")
 
 

@@ -58,7 +58,7 @@ def _add_train(sub):
     g.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2)")
     g.add_argument("--units", type=int, default=256, help="units per layer (default 256)")
     g.add_argument("--embedding", type=int, default=64, help="embedding size (default 64)")
-    g.add_argument("--cell", default="lstm", help="lstm, gru or rnn (default lstm)")
+    g.add_argument("--cell", default="lstm", help="lstm, gru, rnn or another registered cell's short name (default lstm)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
     g = p.add_argument_group("training")
     g.add_argument("--seq-len", type=int, default=100, help="characters per BPTT window (default 100)")

@@ -1,32 +1,52 @@
-"""Keras-compatible layers (see :mod:`lstmlab.layers.base` for the contract they keep)."""
+"""Keras-compatible layers (see :mod:`lstmlab.layers.base` for the contract they keep).
+
+Every layer and cell registers itself in :data:`LAYERS` where it is defined; a file can name only those.
+"""
 from __future__ import annotations
 
-from .base import Layer, Weight
+import re
+
+from .base import LAYERS, Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 
-LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Masking, LSTM, GRU, SimpleRNN, RNN,
-                                        LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells,
-                                        Bidirectional, TimeDistributed)}
+serialize, deserialize = LAYERS.serialize, LAYERS.deserialize
 
 
-def serialize(layer: Layer) -> dict:
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+def cell_kinds() -> dict[str, type]:
+    """Every registered cell by its short name, in the order they were registered.
+
+    The short name is the class name without ``Cell`` (and without Keras's ``Simple``, which only tells
+    ``SimpleRNN`` from the generic ``RNN`` layer), in snake case: ``LSTMCell`` -> ``lstm``,
+    ``SimpleRNNCell`` -> ``rnn``, ``PeepholeLSTMCell`` -> ``peephole_lstm``.
+    """
+    kinds = {}
+    for name, cls in LAYERS.items():
+        if isinstance(cls, type) and issubclass(cls, RNNCell) and name == cls.__name__ and name.endswith("Cell"):
+            stem = name[: -len("Cell")].removeprefix("Simple")
+            kinds.setdefault(re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", stem).lower(), cls)
+    return kinds
 
 
-def deserialize(spec: dict) -> Layer:
-    """A layer from ``{"class_name", "config"}``; only the registered classes above can be named."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"layer: expected {{\"class_name\", \"config\"}}, got {type(spec).__name__}")
-    name = spec.get("class_name")
-    if not isinstance(name, str) or name not in LAYERS:
-        raise ValueError(f"layer: unknown layer class {name!r}; expected one of {', '.join(sorted(LAYERS))}")
-    return LAYERS[name].from_config(spec.get("config", {}))
+def recurrent_layer(kind: str, units: int, *, argument: str = "cell", **kwargs) -> RNN:
+    """The recurrent layer of cell ``kind`` (a :func:`cell_kinds` name) with ``units`` units.
+
+    A cell with a layer of its own is built as that layer (``lstm`` -> ``LSTM``, so files name it as Keras
+    does); any other cell as ``RNN(cell)``. ``kwargs`` are the layer's (``return_sequences``, ``name``, ...).
+    """
+    kinds = cell_kinds()
+    if kind not in kinds:
+        raise ValueError(f"{argument}: expected one of {', '.join(kinds)}, got {kind!r}")
+    cell = kinds[kind]
+    for _, cls in LAYERS.items():
+        if getattr(cls, "cell_class", None) is cell:
+            return cls(units, **kwargs)
+    return RNN(cell(units), **kwargs)
 
 
 __all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
-           "Bidirectional", "TimeDistributed", "serialize", "deserialize"]
+           "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]

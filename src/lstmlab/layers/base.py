@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..registry import Registry
 from ..backend import unique_name
 from . import initializers as inits
 from . import regularizers as regs
@@ -292,3 +293,6 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+LAYERS = Registry("layer", Layer)  # every layer and cell a file can name, by class name

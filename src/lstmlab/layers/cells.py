@@ -16,6 +16,7 @@ from .._fast import gru as fast_gru  # the C time loop when it covers the call, 
 from .._fast import lstm as fast_lstm
 from . import initializers as inits
 from . import regularizers as regs
+from .base import LAYERS
 from .core import check_positive_int, check_rate
 from .rnn import RNNCell
 
@@ -121,6 +122,7 @@ class GatedCell(RNNCell):
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 
+@LAYERS.register
 class LSTMCell(GatedCell):
     """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
 
@@ -153,6 +155,7 @@ class LSTMCell(GatedCell):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
+@LAYERS.register
 class GRUCell(GatedCell):
     """One GRU step, Keras's default ``reset_after=True`` variant (PyTorch's); bias (2, 3*units), gates z, r, h."""
 
@@ -182,6 +185,7 @@ class GRUCell(GatedCell):
         return {**super().get_config(), "reset_after": True}
 
 
+@LAYERS.register
 class SimpleRNNCell(GatedCell):
     """One step of the plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``."""
 

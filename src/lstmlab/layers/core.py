@@ -9,7 +9,7 @@ from ..functional._validate import as_float_array
 from . import initializers as inits
 from . import regularizers as regs
 from ._config import check_shape_argument
-from .base import Layer
+from .base import LAYERS, Layer
 
 
 def check_rate(name: str, rate) -> float:
@@ -31,6 +31,7 @@ def check_features(layer: Layer, x: np.ndarray, expected: int) -> None:
         )
 
 
+@LAYERS.register
 class Dense(Layer):
     """``activation(x @ kernel + bias)`` on the last axis; passes a time mask through."""
 
@@ -129,6 +130,7 @@ def scatter_rows(ids, rows, n: int) -> np.ndarray:
     return out
 
 
+@LAYERS.register
 class Embedding(Layer):
     """Token ids ``(batch, time)`` -> vectors ``(batch, time, output_dim)``; a table lookup.
 
@@ -192,6 +194,7 @@ class Embedding(Layer):
         return config
 
 
+@LAYERS.register
 class Dropout(Layer):
     """Inverted dropout: in training, zero a ``rate`` share of values and scale the rest by 1/(1-rate)."""
 
@@ -221,6 +224,7 @@ class Dropout(Layer):
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape), "seed": self.seed}
 
 
+@LAYERS.register
 class Masking(Layer):
     """Marks time steps whose features all equal ``mask_value`` as padding and zeroes them."""
 

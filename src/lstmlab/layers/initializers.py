@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ._config import check_arguments
+from ..registry import Registry
 
 
 class Initializer:
@@ -32,6 +32,9 @@ class Initializer:
         return {"seed": self.seed}
 
 
+INITIALIZERS = Registry("initializer", Initializer)
+
+
 def _fans(shape):
     if len(shape) < 2:
         return shape[0] if shape else 1, shape[0] if shape else 1
@@ -39,16 +42,19 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+@INITIALIZERS.register("zeros")
 class Zeros(Initializer):
     def sample(self, shape, rng):
         return np.zeros(shape)
 
 
+@INITIALIZERS.register("ones")
 class Ones(Initializer):
     def sample(self, shape, rng):
         return np.ones(shape)
 
 
+@INITIALIZERS.register("random_uniform", "uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
         super().__init__(seed)
@@ -61,6 +67,7 @@ class RandomUniform(Initializer):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
+@INITIALIZERS.register("random_normal", "normal")
 class RandomNormal(Initializer):
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         super().__init__(seed)
@@ -73,6 +80,7 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+@INITIALIZERS.register("glorot_uniform")
 class GlorotUniform(Initializer):
     """Xavier uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))."""
 
@@ -82,6 +90,7 @@ class GlorotUniform(Initializer):
         return rng.uniform(-limit, limit, shape)
 
 
+@INITIALIZERS.register("glorot_normal")
 class GlorotNormal(Initializer):
     """Xavier normal (truncated at 2 std like Keras): std = sqrt(2 / (fan_in + fan_out)) / .87962566."""
 
@@ -96,6 +105,7 @@ class GlorotNormal(Initializer):
         return out
 
 
+@INITIALIZERS.register("orthogonal")
 class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian one, times ``gain``."""
 
@@ -116,27 +126,4 @@ class Orthogonal(Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
-INITIALIZERS = {
-    "zeros": Zeros, "ones": Ones, "uniform": RandomUniform, "random_uniform": RandomUniform,
-    "normal": RandomNormal, "random_normal": RandomNormal, "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal, "orthogonal": Orthogonal,
-}
-_NAMES = {cls: name for name, cls in INITIALIZERS.items() if name not in ("uniform", "normal")}
-
-
-def get(spec, *, argument: str = "initializer") -> Initializer:
-    """An initializer from a Keras name, a config dict or an instance."""
-    if isinstance(spec, Initializer):
-        return spec
-    if isinstance(spec, dict):
-        name, config = spec.get("class_name"), spec.get("config", {})
-        if name in INITIALIZERS:
-            return INITIALIZERS[name](**check_arguments(INITIALIZERS[name], config, f"{argument}: "))
-        spec = name
-    if isinstance(spec, str) and spec in INITIALIZERS:
-        return INITIALIZERS[spec]()
-    raise ValueError(f"{argument}: unknown initializer {spec!r}; expected one of {', '.join(sorted(INITIALIZERS))}")
-
-
-def serialize(init: Initializer) -> dict:
-    return {"class_name": _NAMES[type(init)], "config": init.get_config()}
+get, serialize, deserialize = INITIALIZERS.get, INITIALIZERS.serialize, INITIALIZERS.deserialize

@@ -11,7 +11,7 @@ The cell's attributes read through the layer (``layer.units``,
 from __future__ import annotations
 
 from ._config import check_arguments
-from .base import check_base_arguments
+from .base import LAYERS, check_base_arguments
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .rnn import RNN
 
@@ -58,6 +58,7 @@ class _CellLayer(RNN):
         return cls(**config)
 
 
+@LAYERS.register
 class LSTM(_CellLayer):
     """Long Short-Term Memory layer (Keras arguments and defaults): ``RNN(LSTMCell(units, ...))``.
 
@@ -68,12 +69,14 @@ class LSTM(_CellLayer):
     cell_class = LSTMCell
 
 
+@LAYERS.register
 class GRU(_CellLayer):
     """Gated Recurrent Unit, Keras's default ``reset_after=True`` variant (PyTorch's): ``RNN(GRUCell(units))``."""
 
     cell_class = GRUCell
 
 
+@LAYERS.register
 class SimpleRNN(_CellLayer):
     """The plain (Elman) RNN, ``h_t = activation(x_t W + h_{t-1} U + b)``: ``RNN(SimpleRNNCell(units))``."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import check_arguments
+from ..registry import Registry
 
 
 class L1L2:
@@ -29,10 +29,16 @@ class L1L2:
         return {"l1": self.l1, "l2": self.l2}
 
 
+REGULARIZERS = Registry("regularizer", L1L2, allow_none=True)
+REGULARIZERS.register(L1L2)
+
+
+@REGULARIZERS.register("l1")
 def L1(l1: float = 0.01) -> L1L2:
     return L1L2(l1=l1)
 
 
+@REGULARIZERS.register("l2")
 def L2(l2: float = 0.01) -> L1L2:
     return L1L2(l2=l2)
 
@@ -40,23 +46,9 @@ def L2(l2: float = 0.01) -> L1L2:
 l1, l2 = L1, L2
 
 
+@REGULARIZERS.register("l1_l2")
 def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1=l1, l2=l2)
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": l1_l2}
-
-
-def get(spec, *, argument: str = "regularizer") -> L1L2 | None:
-    """A regularizer from ``None``, a name (``"l1"``, ``"l2"``, ``"l1_l2"``), a config dict or an instance."""
-    if spec is None or isinstance(spec, L1L2):
-        return spec
-    if isinstance(spec, dict):
-        return L1L2(**check_arguments(L1L2, spec.get("config", spec), f"{argument}: "))
-    if isinstance(spec, str) and spec in _BY_NAME:
-        return _BY_NAME[spec]()
-    raise ValueError(f"{argument}: unknown regularizer {spec!r}; expected one of {', '.join(_BY_NAME)} or None")
-
-
-def serialize(reg: L1L2 | None):
-    return None if reg is None else {"class_name": "L1L2", "config": reg.get_config()}
+get, serialize, deserialize = REGULARIZERS.get, REGULARIZERS.serialize, REGULARIZERS.deserialize

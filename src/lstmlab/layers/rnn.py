@@ -32,7 +32,7 @@ import numpy as np
 from ..functional import recurrence
 from ..functional._validate import as_float_array
 from ._config import check_arguments
-from .base import Layer, check_base_arguments
+from .base import LAYERS, Layer, check_base_arguments
 from .core import check_features
 
 
@@ -83,6 +83,7 @@ def _as_list(states) -> list:
     return list(states) if isinstance(states, (list, tuple)) else [states]
 
 
+@LAYERS.register
 class StackedRNNCells(RNNCell):
     """Several cells run as one: each step feeds the output of cell k to cell k + 1 (Keras's StackedRNNCells).
 
@@ -139,22 +140,19 @@ class StackedRNNCells(RNNCell):
         return dout, [d for ds in dprev for d in ds], [g for gs in dweights for g in gs]
 
     def get_config(self):
-        from . import serialize
-
-        return {**super().get_config(), "cells": [serialize(c) for c in self.cells]}
+        return {**super().get_config(), "cells": [LAYERS.serialize(c) for c in self.cells]}
 
     @classmethod
     def from_config(cls, config):
-        from . import deserialize
-
         config = check_arguments(cls, config)
         check_base_arguments(config)
         if not isinstance(config["cells"], list):
             raise ValueError(f"cells: expected a list of cell configs, got {type(config['cells']).__name__}")
-        config["cells"] = [deserialize(c) for c in config["cells"]]
+        config["cells"] = [LAYERS.deserialize(c) for c in config["cells"]]
         return cls(**config)
 
 
+@LAYERS.register
 class RNN(Layer):
     """Runs a cell over the time axis of ``(batch, time, features)`` inputs (Keras's ``layers.RNN``).
 
@@ -352,19 +350,15 @@ class RNN(Layer):
 
     # -- config ------------------------------------------------------------
     def get_config(self):
-        from . import serialize
-
-        return {**super().get_config(), "cell": serialize(self.cell), "return_sequences": self.return_sequences,
+        return {**super().get_config(), "cell": LAYERS.serialize(self.cell), "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll}
 
     @classmethod
     def from_config(cls, config):
-        from . import deserialize
-
         config = check_arguments(cls, config)
         check_base_arguments(config)
-        config["cell"] = deserialize(config["cell"])
+        config["cell"] = LAYERS.deserialize(config["cell"])
         if config.get("batch_input_shape") is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
         return cls(**config)

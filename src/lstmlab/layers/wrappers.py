@@ -4,15 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import check_arguments
-from .base import Layer, check_base_arguments
+from .base import LAYERS, Layer, check_base_arguments
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
-
-
-def _layer_from_config(config: dict) -> Layer:
-    from . import deserialize
-
-    return deserialize(config)
 
 
 class _Wrapper(Layer):
@@ -42,12 +36,13 @@ class _Wrapper(Layer):
     def from_config(cls, config):
         config = check_arguments(cls, config)
         check_base_arguments(config)
-        config["layer"] = _layer_from_config(config["layer"])
+        config["layer"] = LAYERS.deserialize(config["layer"])
         if config.get("batch_input_shape") is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
         return cls(**config)
 
 
+@LAYERS.register
 class Bidirectional(_Wrapper):
     """Runs a recurrent layer forward and a copy of it backward in time, and merges the two.
 
@@ -172,13 +167,12 @@ class Bidirectional(_Wrapper):
         return dx
 
     def get_config(self):
-        from . import serialize
-
-        config = {**super().get_config(), "layer": serialize(self.forward_layer), "merge_mode": self.merge_mode}
+        config = {**super().get_config(), "layer": LAYERS.serialize(self.forward_layer), "merge_mode": self.merge_mode}
         config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
         return config
 
 
+@LAYERS.register
 class TimeDistributed(_Wrapper):
     """Applies a layer to every time step of ``(batch, time, ...)`` independently."""
 
@@ -218,6 +212,4 @@ class TimeDistributed(_Wrapper):
         return None if dx is None else dx.reshape(xshape)
 
     def get_config(self):
-        from . import serialize
-
-        return {**super().get_config(), "layer": serialize(self.layer)}
+        return {**super().get_config(), "layer": LAYERS.serialize(self.layer)}

@@ -18,11 +18,11 @@ import numpy as np
 
 from ..io.errors import ModelFileError
 from ..io.safetensors import parse_json
-from ..layers import deserialize
-from ..layers._config import check_arguments, check_shape_argument
+from ..layers import LAYERS
+from ..layers._config import check_shape_argument
 from ..layers.base import weights_from
-from ..training import losses as L
-from ..training import optimizers as O
+from ..training.losses import LOSSES
+from ..training.optimizers import OPTIMIZERS
 
 MAX_DEPTH = 64  # JSON nesting in a metadata field; a real model config is under 10 deep
 _INTEGER = re.compile(r"[0-9]{1,19}")
@@ -103,10 +103,9 @@ class ModelFile:
                 raise self.error(name, f"not {what} of the model the config describes")
 
     # -- model --------------------------------------------------------------
-    def build(self):
-        """The model the config describes, its weights taken from the file (checked, never initialized)."""
-        from .sequential import Sequential
-
+    def build(self, model_class):
+        """The ``model_class`` model the config describes, its weights taken from the file (checked, never
+        initialized)."""
         config = self.json("config", dict)
         with self.about("config"):
             unknown = sorted(set(config) - {"name", "layers", "build_input_shape"})
@@ -120,11 +119,11 @@ class ModelFile:
             if shape is not None:
                 check_shape_argument("build_input_shape", shape)
         with weights_from(self._weight_from_file):
-            model = Sequential(name=config.get("name"))
+            model = model_class(name=config.get("name"))
             for k, spec in enumerate(config["layers"]):
                 kind = spec.get("class_name") if isinstance(spec, dict) else None
                 with self.about(f"config.layers[{k}]" + (f" ({kind})" if isinstance(kind, str) else "")):
-                    model.add(deserialize(spec))
+                    model.add(LAYERS.deserialize(spec))
             if not model.built and shape is not None:
                 with self.about("config.build_input_shape"):
                     model.build(tuple(shape))
@@ -178,8 +177,10 @@ class ModelFile:
             missing = sorted({"optimizer", "loss", "metrics"} - set(cc))
             if missing:
                 raise ValueError(f"missing key {missing[0]!r}")
-        optimizer = self._spec("compile.optimizer", cc["optimizer"], O.OPTIMIZERS, str.lower)
-        loss = self._spec("compile.loss", cc["loss"], L.LOSSES, str)
+        with self.about("compile.optimizer"):
+            optimizer = OPTIMIZERS.get(cc["optimizer"], argument="")
+        with self.about("compile.loss"):
+            loss = None if cc["loss"] is None else LOSSES.get(cc["loss"], argument="")
         with self.about("compile.metrics"):
             if not isinstance(cc["metrics"], list):
                 raise ValueError(f"expected a list, got {cc['metrics']!r:.80}")
@@ -198,18 +199,6 @@ class ModelFile:
                                        "for a trainable weight")
             w = trainable[path]
             opt.slots[slot][path] = self.tensor(name, w.shape, w.value.dtype)
-
-    def _spec(self, field: str, spec, registry: dict, key):
-        """An optimizer or loss built from ``{"class_name", "config"}`` (or a name), arguments checked."""
-        with self.about(field):
-            if spec is None or isinstance(spec, str):
-                return spec
-            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
-                raise ValueError(f"expected a name or {{\"class_name\", \"config\"}}, got {spec!r:.80}")
-            cls = registry.get(key(spec["class_name"]))
-            if cls is None:
-                raise ValueError(f"unknown class {spec['class_name']!r}; expected one of {', '.join(sorted(registry))}")
-            return cls(**check_arguments(cls, spec.get("config", {})))
 
     def extra(self) -> dict:
         return self.json("extra", dict, required=False) or {}

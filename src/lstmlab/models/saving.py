@@ -20,10 +20,13 @@ import os
 
 from ..io.errors import ModelFileError
 from ..io.safetensors import load_file, save_file
+from ..registry import Registry
 from .model_file import ModelFile
 
 FORMAT = "lstmlab.model"
 FORMAT_VERSION = "1"
+MODELS = Registry("model")  # the model classes a file can hold; each registers itself where it is defined
+FILE_MODEL = "Sequential"  # format version 1 holds the config of this model class
 
 
 def model_to_tensors(model, include_optimizer: bool = True) -> tuple[dict, dict]:
@@ -94,7 +97,7 @@ def load_model(path, compile: bool = True):
     """
     path = os.fspath(path)
     file = ModelFile(path, *read_model_file(path))
-    model = file.build()
+    model = file.build(MODELS.lookup(FILE_MODEL))
     file.restore_states(model)
     if compile and "compile" in file.meta:
         file.compile(model)

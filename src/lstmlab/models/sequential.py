@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import backend
 from ..functional._validate import internal_activations
-from ..layers import Layer, deserialize, serialize
+from ..layers import LAYERS, Layer
 from ..layers.base import unique_name
 from ..training import callbacks as cb
 from ..training import losses as L
@@ -15,6 +15,7 @@ from ..training import metrics as M
 from ..training import optimizers as O
 from ..training.progress import Progbar
 from . import saving
+from .saving import MODELS
 from .summary import summary_lines
 
 
@@ -70,6 +71,7 @@ def _require_samples(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name}: expected at least one sample, got an empty array of shape {a.shape}")
 
 
+@MODELS.register
 class Sequential:
     """A linear stack of layers.
 
@@ -225,8 +227,8 @@ class Sequential:
         self.loss = None if loss is None else L.get(loss)
         self._metric_specs = list(metrics or [])
         for m in self._metric_specs:
-            if not isinstance(m, (str, M.Metric)) or (isinstance(m, str) and m not in M.METRIC_NAMES):
-                raise ValueError(f"metrics: unknown metric {m!r}; expected one of {', '.join(M.METRIC_NAMES)}")
+            if not isinstance(m, M.Metric):
+                M.METRICS.lookup(m, argument="metrics")
         self.compiled = True
         if self._train_seed is None:
             self._train_seed = backend.draw_seed()
@@ -485,12 +487,12 @@ class Sequential:
 
     # -- config and files --------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name, "layers": [serialize(l) for l in self.layers],
+        return {"name": self.name, "layers": [LAYERS.serialize(l) for l in self.layers],
                 "build_input_shape": None if self._declared_input_shape is None else list(self._declared_input_shape)}
 
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
-        model = cls([deserialize(spec) for spec in config["layers"]], name=config.get("name"))
+        model = cls([LAYERS.deserialize(spec) for spec in config["layers"]], name=config.get("name"))
         if not model.built and config.get("build_input_shape") is not None:
             model.build(tuple(config["build_input_shape"]))
         return model

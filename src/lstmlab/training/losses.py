@@ -15,6 +15,7 @@ import numpy as np
 
 from ..functional import log_softmax
 from ..functional._validate import as_float_array
+from ..registry import Registry
 
 EPSILON = 1e-7
 
@@ -75,6 +76,10 @@ class Loss:
         return {"from_logits": self.from_logits}
 
 
+LOSSES = Registry("loss", Loss)
+
+
+@LOSSES.register("mean_squared_error", "mse")
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
@@ -89,6 +94,7 @@ class MeanSquaredError(Loss):
         return {}
 
 
+@LOSSES.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(MeanSquaredError):
     name = "mean_absolute_error"
 
@@ -97,6 +103,7 @@ class MeanAbsoluteError(MeanSquaredError):
         return np.mean(np.abs(d), axis=-1), np.sign(d) / d.shape[-1]
 
 
+@LOSSES.register("binary_crossentropy")
 class BinaryCrossentropy(Loss):
     """Targets are probabilities in [0, 1] (hard 0 / 1 labels or soft ones), with or without ``from_logits``.
 
@@ -125,6 +132,7 @@ class BinaryCrossentropy(Loss):
         return l.mean(axis=-1), (-y / q + (1.0 - y) / (1.0 - q)) * inside / C
 
 
+@LOSSES.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
 
@@ -139,6 +147,7 @@ class CategoricalCrossentropy(Loss):
         return -(y * np.log(q)).sum(axis=-1), (g - (g * q0).sum(axis=-1, keepdims=True)) / s
 
 
+@LOSSES.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     sparse_targets = True
@@ -149,25 +158,4 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return super().per_position(onehot, p)
 
 
-LOSSES = {
-    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
-    "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-}
-
-
-def get(spec) -> Loss:
-    """A loss from a Keras name, a ``{"class_name", "config"}`` dict or an instance."""
-    if isinstance(spec, Loss):
-        return spec
-    config = {}
-    if isinstance(spec, dict):
-        spec, config = spec.get("class_name"), spec.get("config", {})
-    if isinstance(spec, str) and spec in LOSSES:
-        return LOSSES[spec](**config)
-    raise ValueError(f"loss: unknown loss {spec!r}; expected one of {', '.join(sorted(LOSSES))}")
-
-
-def serialize(loss: Loss) -> dict:
-    return {"class_name": loss.name, "config": loss.get_config()}
+get, serialize, deserialize = LOSSES.get, LOSSES.serialize, LOSSES.deserialize

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..registry import Registry
 from . import losses as L
 
 
@@ -29,6 +30,9 @@ class Metric:
 
     def result(self) -> float:
         return self.total / self.count if self.count else 0.0
+
+
+METRICS = Registry("metric", Metric)
 
 
 class BinaryAccuracy(Metric):
@@ -59,6 +63,7 @@ class SparseCategoricalAccuracy(Metric):
         return (np.argmax(p, -1) == L._labels(y, p, p.shape[-1])).astype(float)
 
 
+@METRICS.register("mean_absolute_error", "mae")
 class MeanAbsoluteErrorMetric(Metric):
     name = "mae"
 
@@ -66,6 +71,7 @@ class MeanAbsoluteErrorMetric(Metric):
         return np.mean(np.abs(p - L._dense_targets(y, np.asarray(p))), axis=-1)
 
 
+@METRICS.register("mean_squared_error", "mse")
 class MeanSquaredErrorMetric(Metric):
     name = "mse"
 
@@ -73,22 +79,21 @@ class MeanSquaredErrorMetric(Metric):
         return np.mean(np.square(p - L._dense_targets(y, np.asarray(p))), axis=-1)
 
 
-METRIC_NAMES = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error")
+@METRICS.register("accuracy", "acc")
+def accuracy(loss: L.Loss | None = None, output_units: int = 1) -> Metric:
+    """The accuracy that fits the loss, as Keras resolves ``"accuracy"``."""
+    if isinstance(loss, L.SparseCategoricalCrossentropy):
+        return SparseCategoricalAccuracy()
+    if isinstance(loss, L.BinaryCrossentropy):
+        return BinaryAccuracy(0.0 if loss.from_logits else 0.5)
+    if isinstance(loss, L.CategoricalCrossentropy) or output_units > 1:
+        return CategoricalAccuracy()
+    return BinaryAccuracy()
 
 
-def get(spec, loss: L.Loss, output_units: int) -> Metric:
+def get(spec, loss: L.Loss | None = None, output_units: int = 1) -> Metric:
+    """A metric from a name (``"accuracy"`` follows the loss) or an instance."""
     if isinstance(spec, Metric):
         return spec
-    if spec in ("accuracy", "acc"):
-        if isinstance(loss, L.SparseCategoricalCrossentropy):
-            return SparseCategoricalAccuracy()
-        if isinstance(loss, L.BinaryCrossentropy):
-            return BinaryAccuracy(0.0 if loss.from_logits else 0.5)
-        if isinstance(loss, L.CategoricalCrossentropy) or output_units > 1:
-            return CategoricalAccuracy()
-        return BinaryAccuracy()
-    if spec in ("mae", "mean_absolute_error"):
-        return MeanAbsoluteErrorMetric()
-    if spec in ("mse", "mean_squared_error"):
-        return MeanSquaredErrorMetric()
-    raise ValueError(f"metrics: unknown metric {spec!r}; expected one of {', '.join(METRIC_NAMES)}")
+    make = METRICS.lookup(spec, argument="metrics")
+    return make(loss, output_units) if make is accuracy else make()

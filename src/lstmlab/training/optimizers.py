@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from ..registry import Registry
+
 
 def _number(name, v, *, low=0.0, strict=False, high=None):
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -35,6 +37,10 @@ class LearningRateSchedule:
         raise NotImplementedError
 
 
+SCHEDULES = Registry("learning-rate schedule", LearningRateSchedule)
+
+
+@SCHEDULES.register
 class ExponentialDecay(LearningRateSchedule):
     """``lr = initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored step with ``staircase``)."""
 
@@ -53,6 +59,7 @@ class ExponentialDecay(LearningRateSchedule):
                 "decay_rate": self.decay_rate, "staircase": self.staircase}
 
 
+@SCHEDULES.register
 class StepDecay(ExponentialDecay):
     """Step decay: multiply by ``decay_rate`` every ``decay_steps`` steps (staircase exponential decay)."""
 
@@ -63,9 +70,6 @@ class StepDecay(ExponentialDecay):
         config = super().get_config()
         config.pop("staircase")
         return config
-
-
-SCHEDULES = {"ExponentialDecay": ExponentialDecay, "StepDecay": StepDecay}
 
 
 class Optimizer:
@@ -89,9 +93,9 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        if isinstance(value, dict):
-            value = SCHEDULES[value["class_name"]](**value["config"])
-        if not isinstance(value, LearningRateSchedule):
+        if isinstance(value, (dict, LearningRateSchedule)):
+            value = SCHEDULES.get(value, argument="learning_rate")
+        else:
             value = _number("learning_rate", value, strict=True)
         self._lr = value
 
@@ -135,11 +139,15 @@ class Optimizer:
     def get_config(self) -> dict:
         lr = self._lr
         if isinstance(lr, LearningRateSchedule):
-            lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
+            lr = SCHEDULES.serialize(lr)
         return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
 
 
+OPTIMIZERS = Registry("optimizer", Optimizer, ignore_case=True)  # Keras matches optimizer names in any case
+
+
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     name = "sgd"
 
@@ -165,6 +173,7 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     name = "rmsprop"
 
@@ -201,6 +210,7 @@ class RMSprop(Optimizer):
                 "centered": self.centered}
 
 
+@OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     name = "adagrad"
     slot_names = ("accumulator",)
@@ -223,6 +233,7 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     name = "adam"
     slot_names = ("m", "v")
@@ -246,21 +257,4 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam}
-
-
-def get(spec) -> Optimizer:
-    """An optimizer from a Keras name (defaults), a ``{"class_name", "config"}`` dict or an instance."""
-    if isinstance(spec, Optimizer):
-        return spec
-    config = {}
-    if isinstance(spec, dict):
-        spec, config = spec.get("class_name"), spec.get("config", {})
-    key = spec.lower() if isinstance(spec, str) else spec
-    if key in OPTIMIZERS:
-        return OPTIMIZERS[key](**config)
-    raise ValueError(f"optimizer: unknown optimizer {spec!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
-
-
-def serialize(opt: Optimizer) -> dict:
-    return {"class_name": opt.name, "config": opt.get_config()}
+get, serialize, deserialize = OPTIMIZERS.get, OPTIMIZERS.serialize, OPTIMIZERS.deserialize

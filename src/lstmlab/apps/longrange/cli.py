@@ -75,7 +75,7 @@ def _check_memory(cfg) -> None:
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import CELL_NAMES, ExperimentConfig, plot, run_one, write_report
+    from .experiment import ExperimentConfig, cell_name, plot, run_one, write_report
 
     lengths = _ints("--sweep", args.sweep) if args.sweep is not None else None
     base = dict(task=args.task, cells=tuple(c.strip() for c in args.cells.split(",") if c.strip()),
@@ -95,13 +95,13 @@ def cmd_experiment(args) -> int:
                 def progress(step, v, cell=cell, seed=seed, T=cfg.length):
                     if not sys.stdout.isatty():
                         return
-                    print(f"\r{CELL_NAMES[cell]} seed {seed} T={T}: step {step}/{cfg.steps} val loss {v['loss']:.4g}"
+                    print(f"\r{cell_name(cell)} seed {seed} T={T}: step {step}/{cfg.steps} val loss {v['loss']:.4g}"
                           + (" [solved]" if v["solved"] else ""), end="", flush=True)
 
                 r = run_one(cfg, cell, seed, on_eval=progress)
                 state = f"solved at step {r.solved_step}" if r.solved_step else "not solved"
                 print(("\r" if sys.stdout.isatty() else "")
-                      + f"{CELL_NAMES[cell]} seed {seed} T={cfg.length}: {state}; test {r.test['metric']:.4g}, "
+                      + f"{cell_name(cell)} seed {seed} T={cfg.length}: {state}; test {r.test['metric']:.4g}, "
                       f"{100 * r.test['within']:.1f}% within threshold, {r.seconds:.0f} s CPU", flush=True)
                 results.append(r)
     report = write_report(out, configs[0], results, lengths)

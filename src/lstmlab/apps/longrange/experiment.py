@@ -24,8 +24,10 @@ from ...training import losses as Ls
 from ...training import optimizers as O
 from . import tasks as TK
 
-CELLS = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
-CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
+
+def cell_name(kind: str) -> str:
+    """How reports name a cell kind: its class name without ``Cell`` (``rnn`` -> ``SimpleRNN``)."""
+    return L.cell_kinds()[kind].__name__.removesuffix("Cell")
 
 
 @dataclass
@@ -48,9 +50,10 @@ class ExperimentConfig:
         if self.task not in TK.TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; expected one of {', '.join(TK.TASKS)}")
         self.cells = tuple(self.cells)
-        bad = [c for c in self.cells if c not in CELLS]
-        if bad or not self.cells:
-            raise ValueError(f"cells: expected a comma-separated subset of lstm, gru, rnn, got {','.join(self.cells)!r}")
+        kinds = L.cell_kinds()
+        if not self.cells or any(c not in kinds for c in self.cells):
+            raise ValueError(f"cells: expected a comma-separated subset of {', '.join(kinds)}, "
+                             f"got {','.join(self.cells)!r}")
         for name in ("length", "seeds", "steps", "batch_size", "units", "eval_every", "val_size", "test_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -97,7 +100,7 @@ def build(cfg: ExperimentConfig, cell: str, seed: int) -> Sequential:
             stack.append(L.Masking(0.0, input_shape=(None, info.features)))
         seq_out = info.kind in ("multilabel", "sequence")
         kw = {} if stack else {"input_shape": (None, info.features)}
-        stack.append(CELLS[cell](cfg.units, return_sequences=seq_out, **kw))
+        stack.append(L.recurrent_layer(cell, cfg.units, return_sequences=seq_out, **kw))
         stack.append(L.Dense(info.outputs, activation="sigmoid" if info.kind == "multilabel" else None))
         model = Sequential(stack, name=f"{cell}_{cfg.task}")
     loss = {"regression": Ls.MeanSquaredError(), "classification": Ls.SparseCategoricalCrossentropy(from_logits=True),
@@ -207,7 +210,7 @@ def results_table(cfg: ExperimentConfig, results: list[RunResult]) -> str:
         steps = [r.solved_step for r in rs if r.solved_step is not None]
         spread = f" ± {statistics.stdev(metric):.2g}" if len(metric) > 1 else ""
         lines.append(
-            f"| {CELL_NAMES[cell]} | {len(solved)}/{len(rs)} | {_fmt(statistics.mean(metric))}{spread} | "
+            f"| {cell_name(cell)} | {len(solved)}/{len(rs)} | {_fmt(statistics.mean(metric))}{spread} | "
             f"{100 * statistics.mean(within):.1f}% | {int(statistics.median(steps)) if steps else '—'} | "
             f"{statistics.mean(r.seconds for r in rs):.0f} |")
     return "\n".join(lines)
@@ -221,7 +224,7 @@ def sweep_table(cfg: ExperimentConfig, results: list[RunResult], lengths: list[i
         for L_ in lengths:
             rs = [r for r in results if r.cell == cell and r.length == L_]
             cells.append(f"{sum(r.test['solved'] for r in rs)}/{len(rs)}")
-        lines.append(f"| {CELL_NAMES[cell]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {cell_name(cell)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -234,8 +237,8 @@ def plot(path: str, cfg: ExperimentConfig, results: list[RunResult]) -> str | No
     for r in results:
         c = np.array(r.curve)
         if c.size:
-            label = CELL_NAMES[r.cell] if r.seed == 0 else None
-            ax.plot(c[:, 0], c[:, 2], color=colors[r.cell], alpha=0.8, label=label)
+            label = cell_name(r.cell) if r.seed == 0 else None
+            ax.plot(c[:, 0], c[:, 2], color=colors.get(r.cell), alpha=0.8, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("validation loss")

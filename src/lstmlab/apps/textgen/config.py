@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-CELLS = ("lstm", "gru", "rnn")
-OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
+from ...layers import cell_kinds
+from ...training.optimizers import OPTIMIZERS
 BUILTIN = "builtin:pydoc_data.topics"
 # Sampling divides float32 logits (|z| < 3.4e38) by the temperature in float64 (max 1.8e308): from 1e-6 up
 # nothing can overflow. Below it the distribution is already one-hot for any real model; --top-k 1 is greedy.
@@ -59,8 +59,8 @@ class ModelConfig(_Config):
             _positive("embedding_std", self.embedding_std)
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell not in cell_kinds():
+            raise ValueError(f"cell: expected one of {', '.join(cell_kinds())}, got {self.cell!r}")
 
 
 @dataclass
@@ -93,7 +93,7 @@ class TrainConfig(_Config):
         if self.eval_every is not None:
             _positive_int("eval_every", self.eval_every)
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS.names())}, got {self.optimizer!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction: expected a fraction in (0, 0.5), got {self.val_fraction!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -11,8 +11,6 @@ from ...training.losses import SparseCategoricalCrossentropy
 from .config import ModelConfig, SampleConfig, TrainConfig
 from .corpus import Vocabulary
 
-_CELL = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
-
 
 def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, unigram=None) -> Sequential:
     """Embedding -> stateful recurrent layers (dropout between them, char-rnn style) -> Dense logits.
@@ -28,7 +26,8 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, u
     for k in range(cfg.layers):
         if cfg.dropout and k > 0:
             stack.append(L.Dropout(cfg.dropout, name=f"dropout_{k}"))
-        stack.append(_CELL[cfg.cell](cfg.units, return_sequences=True, stateful=True, name=f"{cfg.cell}_{k + 1}"))
+        stack.append(L.recurrent_layer(cfg.cell, cfg.units, return_sequences=True, stateful=True,
+                                       name=f"{cfg.cell}_{k + 1}"))
     if cfg.dropout:
         stack.append(L.Dropout(cfg.dropout, name=f"dropout_{cfg.layers}"))
     stack.append(L.Dense(cfg.vocab_size, name="logits"))
