@@ -4,12 +4,14 @@ from __future__ import annotations
 from .base import Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .cell_variants import LayerNormLSTMCell, PeepholeLSTMCell
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 
 LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Masking, LSTM, GRU, SimpleRNN, RNN,
                                         LSTMCell, GRUCell, SimpleRNNCell, StackedRNNCells,
+                                        PeepholeLSTMCell, LayerNormLSTMCell,
                                         Bidirectional, TimeDistributed)}
 
 
@@ -29,4 +31,5 @@ def deserialize(spec: dict) -> Layer:
 
 __all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
+           "PeepholeLSTMCell", "LayerNormLSTMCell",
            "Bidirectional", "TimeDistributed", "serialize", "deserialize"]
