@@ -99,6 +99,8 @@ class GatedCell(RNNCell):
                      if self.use_bias else None)
         self._extras = {name: self.add_weight(name, shape, init, reg)
                         for name, shape, init, reg in self._extra_weights(D)}  # name -> Weight
+        for name, w in self._extras.items():
+            setattr(self, name, w)  # cell.peephole, layer.projection_kernel, as kernel and bias are
         self.built = True
 
     def _extra_weights(self, input_dim: int) -> list:
