@@ -169,6 +169,16 @@ def test_gradients_list_of_cells_go_backwards(float64):
     check_layer_gradients(layer, x, rng, initial_state=random_states(layer, rng, 4), mask=MASK)
 
 
+@pytest.mark.parametrize("kind", NEW_KINDS)
+def test_gradients_bidirectional_rnn_of_cell(float64, kind):
+    """Bidirectional needs no change for RNN(cell): it rebuilds the layer (and so the cell) from its config."""
+    rng = np.random.default_rng(55 + KINDS.index(kind))
+    layer = L.Bidirectional(L.RNN(CELLS[kind](), return_sequences=True))
+    x = build(layer, rng)
+    assert type(layer.backward_layer.cell) is type(layer.forward_layer.cell) and layer.backward_layer.go_backwards
+    check_layer_gradients(layer, x, rng, mask=MASK)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_gradients_with_mask_from_embedding(float64, kind):
     """Embedding(mask_zero=True) -> RNN(cell): its mask reaches the RNN, and the gradient reaches the table."""
