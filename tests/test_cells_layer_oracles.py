@@ -15,26 +15,13 @@ Biases and initial states are random and non-zero; upstream gradients random.
 import numpy as np
 import pytest
 
-import lstmlab
 from lstmlab import layers as L
 
 from helpers import assert_close
-from test_cell_oracles import MASK3, onnx_lstm
+from layer_cases import float64, randomize  # noqa: F401 (float64 is a fixture)
+from test_cell_oracles import MASK3, onnx_lstm, torch_projection_lstm
 
 MASK4 = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 1, 1, 0], [0, 0, 1, 1, 1]], bool)
-
-
-@pytest.fixture
-def float64():
-    lstmlab.set_floatx("float64")
-    lstmlab.set_random_seed(4321)
-    yield
-    lstmlab.set_floatx("float32")
-
-
-def randomize(layer, rng, scale=0.5):
-    for w in layer.weights:
-        w.value[...] = rng.uniform(-scale, scale, w.shape)
 
 
 def run_both_ways(layer, x, states, dys, mask=None):
@@ -44,7 +31,7 @@ def run_both_ways(layer, x, states, dys, mask=None):
     return outs, dx, list(layer.grads), list(layer.initial_state_grads)
 
 
-def assert_same_run(a, b, tol, names=("ours", "theirs")):
+def assert_same_run(a, b, tol):
     (outs_a, dx_a, g_a, s_a), (outs_b, dx_b, g_b, s_b) = a, b
     for k, (p, q) in enumerate(zip(outs_a, outs_b)):
         assert_close(f"output {k}", p, q, tol)
@@ -132,12 +119,11 @@ def test_builtin_cells_step_by_step_equal_their_whole_sequence_path(float64, fus
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
 @pytest.mark.parametrize("B,T,D,H,P", [(3, 5, 4, 6, 3), (2, 4, 3, 5, 1)])
 def test_lstm_proj_size_equals_torch(B, T, D, H, P, dtype, tol):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     rng = np.random.default_rng(H * 10 + P)
     layer = L.LSTM(H, proj_size=P, return_sequences=True, return_state=True, dtype=dtype)
     layer.build((None, T, D))
     randomize(layer, rng)
-    kernel, recurrent_kernel, bias, projection = layer.get_weights()
     x = rng.standard_normal((B, T, D)).astype(dtype)
     h0 = rng.uniform(-0.8, 0.8, (B, P)).astype(dtype)
     c0 = rng.uniform(-0.8, 0.8, (B, H)).astype(dtype)
@@ -145,35 +131,13 @@ def test_lstm_proj_size_equals_torch(B, T, D, H, P, dtype, tol):
     assert outs.shape == (B, T, P) and h.shape == (B, P) and c.shape == (B, H)
     douts, dh, dc = (rng.standard_normal(a.shape).astype(dtype) for a in (outs, h, c))
     dx = layer.backward([douts, dh, dc])
-    dkernel, drec, dbias, dproj = layer.grads
-    dh0, dc0 = layer.initial_state_grads
-
-    td = torch.float64 if dtype == "float64" else torch.float32
-    m = torch.nn.LSTM(D, H, proj_size=P, batch_first=True).to(td)
-    with torch.no_grad():  # PyTorch stores (4H, D) etc., gate rows i, f, g, o = our column blocks i, f, c, o
-        m.weight_ih_l0.copy_(torch.from_numpy(kernel.T.copy()))
-        m.weight_hh_l0.copy_(torch.from_numpy(recurrent_kernel.T.copy()))
-        m.bias_ih_l0.copy_(torch.from_numpy(bias))
-        m.bias_hh_l0.zero_()
-        m.weight_hr_l0.copy_(torch.from_numpy(projection.T.copy()))
-    tx = torch.from_numpy(x).requires_grad_()
-    th0 = torch.from_numpy(h0)[None].clone().requires_grad_()
-    tc0 = torch.from_numpy(c0)[None].clone().requires_grad_()
-    tout, (thn, tcn) = m(tx, (th0, tc0))
-    ((tout * torch.from_numpy(douts)).sum() + (thn[0] * torch.from_numpy(dh)).sum()
-     + (tcn[0] * torch.from_numpy(dc)).sum()).backward()
-
-    t = lambda a: a.detach().numpy()  # noqa: E731
-    assert_close("outputs", outs, t(tout), tol)
-    assert_close("h_T", h, t(thn[0]), tol)
-    assert_close("c_T", c, t(tcn[0]), tol)
-    assert_close("dx", dx, t(tx.grad), tol)
-    assert_close("dh0", dh0, t(th0.grad[0]), tol)
-    assert_close("dc0", dc0, t(tc0.grad[0]), tol)
-    assert_close("dkernel", dkernel, t(m.weight_ih_l0.grad).T, tol)
-    assert_close("drecurrent_kernel", drec, t(m.weight_hh_l0.grad).T, tol)
-    assert_close("dbias", dbias, t(m.bias_ih_l0.grad), tol)
-    assert_close("dprojection_kernel", dproj, t(m.weight_hr_l0.grad).T, tol)
+    ours = {"outputs": outs, "h_T": h, "c_T": c, "dx": dx, "dh0": layer.initial_state_grads[0],
+            "dc0": layer.initial_state_grads[1],
+            **{f"d{w.name}": g for w, g in zip(layer.weights, layer.grads)}}
+    theirs = torch_projection_lstm(x, (h0, c0), {w.name: w.value for w in layer.weights}, douts, (dh, dc))
+    assert set(ours) == set(theirs) - {"dbias_hh"}
+    for name, value in ours.items():
+        assert_close(name, value, theirs[name], tol)
 
 
 # --- peephole LSTM vs ONNX Runtime ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from lstmlab import layers as L
 from lstmlab.models import Sequential, load_model
 
 from helpers import assert_close
+from layer_cases import float64, randomize  # noqa: F401 (float64 is a fixture)
 
 D, H, P = 3, 4, 2
 CELLS = {
@@ -33,21 +34,6 @@ KINDS = list(CELLS)
 NEW_KINDS = ["gru_reset_before", "peephole", "layernorm", "projection"]
 # post-, mid- and pre-padding, and a full row
 MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 1, 1, 0], [0, 0, 1, 1, 1]], bool)
-
-
-@pytest.fixture
-def float64():
-    lstmlab.set_floatx("float64")
-    lstmlab.set_random_seed(1234)
-    yield
-    lstmlab.set_floatx("float32")
-
-
-def randomize(layer, rng, scale=0.5):
-    """Random non-zero values in every weight (biases included); gammas around their initial 1."""
-    for w in layer.weights:
-        v = rng.uniform(-scale, scale, w.shape)
-        w.value[...] = 1.0 + v if w.name.endswith("_gamma") else v
 
 
 def build(layer, rng, B=4, T=5, Din=D):
