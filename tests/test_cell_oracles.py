@@ -32,14 +32,31 @@ MASK3 = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], bool)  # p
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
 @pytest.mark.parametrize("B,T,D,H,P,seed", [(3, 5, 4, 6, 3, 0), (1, 3, 2, 4, 1, 1), (4, 6, 5, 5, 4, 2)])
 def test_projection_lstm_equals_torch(B, T, D, H, P, seed, dtype, tol):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, states, w = random_case("projection_lstm", B, T, D, H, P, seed=seed, dtype=dtype)
     outs, (h, c), cache = run_forward("projection_lstm", x, states, w)
     rng = np.random.default_rng(seed + 50)
     douts, dh, dc = (rng.standard_normal(a.shape).astype(dtype) for a in (outs, h, c))
     dx, (dh0, dc0), (dkernel, drec, dbias, dproj) = run_backward("projection_lstm", w, douts, (dh, dc), cache)
 
-    td = torch.float64 if dtype == np.float64 else torch.float32
+    theirs = torch_projection_lstm(x, states, w, douts, (dh, dc))
+    ours = {"outputs": outs, "h_T": h, "c_T": c, "dx": dx, "dh0": dh0, "dc0": dc0, "dkernel": dkernel,
+            "drecurrent_kernel": drec, "dbias": dbias, "dbias_hh": dbias, "dprojection_kernel": dproj}
+    for name, value in ours.items():
+        assert_close(name, value, theirs[name], tol)
+
+
+def torch_projection_lstm(x, states, w, douts, dfinal):
+    """PyTorch's ``nn.LSTM(proj_size=P)`` on our weights and upstream gradients.
+
+    Returns its outputs, final states and the gradients of ``sum(douts * outputs) + sum(dh * h_T) + sum(dc *
+    c_T)`` in our layout, keyed as ``outputs, h_T, c_T, dx, dh0, dc0, dkernel, drecurrent_kernel, dbias,
+    dbias_hh, dprojection_kernel``.
+    """
+    torch = pytest.importorskip("torch")
+    B, T, D = x.shape
+    P, H = w["projection_kernel"].shape[1], w["projection_kernel"].shape[0]
+    td = torch.float64 if x.dtype == np.float64 else torch.float32
     m = torch.nn.LSTM(D, H, proj_size=P, batch_first=True).to(td)
     with torch.no_grad():  # PyTorch stores (4H, D) etc., gate rows i, f, g, o = our column blocks i, f, c, o
         m.weight_ih_l0.copy_(torch.from_numpy(w["kernel"].T.copy()))
@@ -51,22 +68,15 @@ def test_projection_lstm_equals_torch(B, T, D, H, P, seed, dtype, tol):
     th0 = torch.from_numpy(states[0])[None].clone().requires_grad_()
     tc0 = torch.from_numpy(states[1])[None].clone().requires_grad_()
     tout, (thn, tcn) = m(tx, (th0, tc0))
+    dh, dc = dfinal
     loss = (tout * torch.from_numpy(douts)).sum() + (thn[0] * torch.from_numpy(dh)).sum() \
         + (tcn[0] * torch.from_numpy(dc)).sum()
     loss.backward()
-
     t = lambda a: a.detach().numpy()  # noqa: E731
-    assert_close("outputs", outs, t(tout), tol)
-    assert_close("h_T", h, t(thn[0]), tol)
-    assert_close("c_T", c, t(tcn[0]), tol)
-    assert_close("dx", dx, t(tx.grad), tol)
-    assert_close("dh0", dh0, t(th0.grad[0]), tol)
-    assert_close("dc0", dc0, t(tc0.grad[0]), tol)
-    assert_close("dkernel", dkernel, t(m.weight_ih_l0.grad).T, tol)
-    assert_close("drecurrent_kernel", drec, t(m.weight_hh_l0.grad).T, tol)
-    assert_close("dbias", dbias, t(m.bias_ih_l0.grad), tol)
-    assert_close("dbias (= dbias_hh)", dbias, t(m.bias_hh_l0.grad), tol)
-    assert_close("dprojection_kernel", dproj, t(m.weight_hr_l0.grad).T, tol)
+    return {"outputs": t(tout), "h_T": t(thn[0]), "c_T": t(tcn[0]), "dx": t(tx.grad), "dh0": t(th0.grad[0]),
+            "dc0": t(tc0.grad[0]), "dkernel": t(m.weight_ih_l0.grad).T, "drecurrent_kernel": t(m.weight_hh_l0.grad).T,
+            "dbias": t(m.bias_ih_l0.grad), "dbias_hh": t(m.bias_hh_l0.grad),
+            "dprojection_kernel": t(m.weight_hr_l0.grad).T}
 
 
 # --- peephole LSTM vs ONNX Runtime's LSTM with P --------------------------------------------------------------

@@ -199,7 +199,7 @@ def test_existing_run_is_not_overwritten(corpus, tmp_path):
 def test_bad_options():
     assert "--batch-size: expected a positive integer, got 0" in bad("train", "--batch-size", "0")
     assert "--lr: expected a number > 0, got -0.1" in bad("train", "--lr", "-0.1")
-    assert "--cell: expected one of lstm, gru, rnn, got 'transformer'" in bad("train", "--cell", "transformer")
+    assert "--cell: expected one of lstm, gru, rnn, peephole_lstm, layer_norm_lstm, got 'transformer'" in bad("train", "--cell", "transformer")
     assert "unrecognized arguments: --bogus" in bad("train", "--bogus")
 
 

@@ -143,7 +143,7 @@ def test_experiment_bad_arguments():
         assert r.returncode == 2
         assert len(r.stderr.strip().splitlines()) == 1
         return r.stderr
-    assert "--cells: expected a comma-separated subset of lstm, gru, rnn, got 'lstm,transformer'" in bad("adding", "--cells", "lstm,transformer")
+    assert "--cells: expected a comma-separated subset of lstm, gru, rnn, peephole_lstm, layer_norm_lstm, got 'lstm,transformer'" in bad("adding", "--cells", "lstm,transformer")
     assert "--sweep: expected comma-separated integers, got '10,x'" in bad("adding", "--sweep", "10,x")
     assert "invalid choice: 'parity'" in bad("parity")
     assert "--length: the adding problem needs length >= 12, got 5" in bad("adding", "--length", "5")

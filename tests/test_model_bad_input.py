@@ -101,8 +101,8 @@ def test_bad_hyperparameters():
         L.GRU(3, dropout=1.0)
     with pytest.raises(ValueError, match=r"^merge_mode: expected one of concat, sum, mul, ave, None, got 'max'$"):
         L.Bidirectional(L.LSTM(2), merge_mode="max")
-    with pytest.raises(ValueError, match=r"^reset_after: only reset_after=True"):
-        L.GRU(3, reset_after=False)
+    with pytest.raises(ValueError, match=r"^reset_after: expected True or False, got 'no'$"):
+        L.GRU(3, reset_after="no")  # reset_after=False is implemented now (tests/test_cells_layers.py)
     with pytest.raises(ValueError, match=r"^layer: '.*' has return_state=True; a Sequential model passes one tensor"):
         lstmlab.Sequential([L.LSTM(2, return_state=True)])
 

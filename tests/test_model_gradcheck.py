@@ -6,13 +6,7 @@ import lstmlab
 from lstmlab import gradcheck
 from lstmlab import layers as L
 
-
-@pytest.fixture
-def float64():
-    lstmlab.set_floatx("float64")
-    lstmlab.set_random_seed(1234)
-    yield
-    lstmlab.set_floatx("float32")
+from layer_cases import float64  # noqa: F401 (the fixture)
 
 
 def check_model(model, x, y, loss, *, max_elements=None, tol=1e-6):

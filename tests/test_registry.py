@@ -32,6 +32,8 @@ LAYER_EXAMPLES = {
     "LSTMCell": lambda: L.LSTMCell(3, unit_forget_bias=False),
     "GRUCell": lambda: L.GRUCell(2),
     "SimpleRNNCell": lambda: L.SimpleRNNCell(2, recurrent_initializer="glorot_normal"),
+    "PeepholeLSTMCell": lambda: L.PeepholeLSTMCell(3, peephole_initializer="ones"),
+    "LayerNormLSTMCell": lambda: L.LayerNormLSTMCell(2, norm_epsilon=1e-2),
     "StackedRNNCells": lambda: L.StackedRNNCells([L.LSTMCell(2), L.SimpleRNNCell(3)]),
     "Bidirectional": lambda: L.Bidirectional(L.LSTM(2, return_sequences=True), merge_mode="sum"),
     "TimeDistributed": lambda: L.TimeDistributed(L.Dense(2)),

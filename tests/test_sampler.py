@@ -10,7 +10,9 @@ import pytest
 from helpers import assert_close
 from lstmlab import backend
 from lstmlab.apps.textgen import CharSampler, ModelConfig, SampleConfig, Vocabulary, build_model
-from lstmlab.apps.textgen.config import CELLS
+from lstmlab.layers import cell_kinds
+
+CELLS = list(cell_kinds())
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -9,6 +9,7 @@ import re
 from .base import LAYERS, Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .cell_variants import LayerNormLSTMCell, PeepholeLSTMCell
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
@@ -49,4 +50,5 @@ def recurrent_layer(kind: str, units: int, *, argument: str = "cell", **kwargs) 
 
 __all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
+           "PeepholeLSTMCell", "LayerNormLSTMCell",
            "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]

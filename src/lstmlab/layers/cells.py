@@ -6,14 +6,23 @@ contract). Their math is the whole-sequence forward and BPTT of
 math on a sequence of length 1, and a whole sequence goes through
 :mod:`lstmlab._fast.lstm` or ``.gru``, which run the C time loop when they cover the
 call and the reference otherwise.
+
+Two options run on one-step math instead (``GatedCell._step_math``), through
+the RNN layer's generic loop: ``LSTMCell(proj_size=P)``
+(:mod:`lstmlab.functional.projection_lstm`) and ``GRUCell(reset_after=False)``
+(:mod:`lstmlab.functional.gru_reset_before`). The peephole and layer-norm
+LSTM cells work the same way (:mod:`lstmlab.layers.cell_variants`).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from .. import functional as F
 from .._fast import gru as fast_gru  # the C time loop when it covers the call, else the reference
 from .._fast import lstm as fast_lstm
+from ..functional import gru_reset_before, projection_lstm
 from . import initializers as inits
 from . import regularizers as regs
 from .base import LAYERS
@@ -38,9 +47,13 @@ class GatedCell(RNNCell):
     """What the built-in cells share: Keras's constructor arguments, and a kernel, a recurrent kernel and a
     bias of ``gates * units`` columns.
 
-    Subclasses set ``gates``, ``state_size`` and implement ``_run(x, states, mask, recurrent_mask, need_cache)
-    -> (outputs, final_states, cache)`` and ``_run_backward(douts, dfinal, cache) -> (dx, dstates, dweights)``
-    over whole sequences; one step is a sequence of length 1.
+    Subclasses set ``gates``, ``state_size`` and either implement ``_run(x, states, mask, recurrent_mask,
+    need_cache) -> (outputs, final_states, cache)`` and ``_run_backward(douts, dfinal, cache) -> (dx, dstates,
+    dweights)`` over whole sequences (one step is a sequence of length 1), or return a functional module's
+    one-step math from ``_step_math()``: then ``step`` / ``step_backward`` are that math with the weights bound
+    by ``functools.partial``, and ``sequence`` returns None so the RNN layer's generic loop runs it. Weights
+    beyond kernel, recurrent kernel and bias come from ``_extra_weights`` and are created after them, in the
+    order of the module's ``weight_shapes`` (which is the order of its weight gradients).
     """
 
     gates = 1
@@ -86,7 +99,25 @@ class GatedCell(RNNCell):
                                                 self.recurrent_initializer, self.recurrent_regularizer)
         self.bias = (self.add_weight("bias", self._bias_shape(), self._bias_init(), self.bias_regularizer)
                      if self.use_bias else None)
+        self._extras = {name: self.add_weight(name, shape, init, reg)
+                        for name, shape, init, reg in self._extra_weights(D)}  # name -> Weight
+        for name, w in self._extras.items():
+            setattr(self, name, w)  # cell.peephole, layer.projection_kernel, as kernel and bias are
         self.built = True
+
+    def _extra_weights(self, input_dim: int) -> list:
+        """``[(name, shape, initializer, regularizer)]`` of the weights after the bias (none here)."""
+        return []
+
+    def _step_math(self):
+        """``(step, step_backward, options)`` of the functional one-step math this cell runs, or None when it
+        runs whole sequences through ``_run`` (the C time loop)."""
+        return None
+
+    def _bound_weights(self) -> dict:
+        """The weights by the functional step's argument names (``bias=None`` without ``use_bias``)."""
+        k, r, b = self._weights_args()
+        return {"kernel": k, "recurrent_kernel": r, "bias": b, **{n: w.value for n, w in self._extras.items()}}
 
     def _weights_args(self):
         return self.kernel.value, self.recurrent_kernel.value, None if self.bias is None else self.bias.value
@@ -96,16 +127,29 @@ class GatedCell(RNNCell):
 
     # -- the cell contract -------------------------------------------------
     def sequence(self, x, states, mask=None, recurrent_mask=None, need_cache=True):
+        if self._step_math() is not None:
+            return None  # the generic loop runs the one-step math
         return self._run(x, states, mask, recurrent_mask, need_cache)
 
     def sequence_backward(self, douts, dfinal, cache):
         return self._run_backward(douts, dfinal, cache)
 
     def step(self, x_t, states, recurrent_mask=None):
+        math = self._step_math()
+        if math is not None:
+            step_fn, _, options = math
+            step = functools.partial(step_fn, **self._bound_weights(), activation=self.activation,
+                                     recurrent_activation=self.recurrent_activation, **options)
+            out, new_states, cache = step(x_t, tuple(states), recurrent_mask=recurrent_mask)
+            return out, list(new_states), cache
         hs, final, cache = self._run(x_t[:, None], states, None, recurrent_mask, True)  # (B, 1, H)
         return hs[:, 0], final, cache
 
     def step_backward(self, dout, dstates, cache):
+        math = self._step_math()
+        if math is not None:
+            dx, dprev, dweights = math[1](dout, tuple(dstates), cache)
+            return dx, list(dprev), list(dweights)
         dx, dprev, dweights = self._run_backward(None if dout is None else dout[:, None], dstates, cache)
         return dx[:, 0], dprev, dweights
 
@@ -122,13 +166,9 @@ class GatedCell(RNNCell):
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 
-@LAYERS.register
-class LSTMCell(GatedCell):
-    """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
-
-    Parameters: ``4 * units * (input_dim + units) + 4 * units``, gate order i, f, c, o.
-    ``unit_forget_bias=True`` starts the forget-gate bias at 1, so the cell remembers by default.
-    """
+class LSTMFamilyCell(GatedCell):
+    """What every LSTM cell shares: four gate blocks i, f, c, o, states ``[h, c]``, and Keras's
+    ``unit_forget_bias`` (the forget-gate bias starts at 1, so the cell remembers by default)."""
 
     gates = 4
 
@@ -139,6 +179,59 @@ class LSTMCell(GatedCell):
 
     def _bias_init(self):
         return _ForgetBiasOnes(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+def check_proj_size(proj_size, units: int):
+    """``None`` (no projection) or an integer 1 <= proj_size < units, as PyTorch's ``nn.LSTM`` requires."""
+    if proj_size is None:
+        return None
+    if (isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer))
+            or not 1 <= proj_size < units):
+        raise ValueError(f"proj_size: expected None or an integer in [1, units={units}) (the projection is "
+                         f"smaller than the cell, as in PyTorch's nn.LSTM), got {proj_size!r}")
+    return int(proj_size)
+
+
+@LAYERS.register
+class LSTMCell(LSTMFamilyCell):
+    """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
+
+    Parameters: ``4 * units * (input_dim + units) + 4 * units``, gate order i, f, c, o.
+    ``unit_forget_bias=True`` starts the forget-gate bias at 1, so the cell remembers by default.
+
+    ``proj_size=P`` (``1 <= P < units``) makes it the projection LSTM (LSTMP, Sak et al. 2014; PyTorch's
+    ``nn.LSTM(proj_size=P)``, equations in :mod:`lstmlab.functional.projection_lstm`): the output and the
+    state h have P columns, the recurrent kernel is ``(P, 4*units)`` and a ``projection_kernel
+    (units, P)`` follows the bias (initialized by ``projection_initializer``, penalized by
+    ``projection_regularizer``). It runs through the generic loop, not the C time loop.
+    """
+
+    def __init__(self, units: int, proj_size: int | None = None, projection_initializer="glorot_uniform",
+                 projection_regularizer=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.proj_size = check_proj_size(proj_size, self.units)
+        self.projection_initializer = inits.get(projection_initializer, argument="projection_initializer")
+        self.projection_regularizer = regs.get(projection_regularizer, argument="projection_regularizer")
+        P = self.proj_size or self.units
+        self.state_size = (P, self.units)  # h (B, P), c (B, H)
+        self.output_size = P
+
+    def _recurrent_rows(self) -> int:
+        return self.proj_size or self.units
+
+    def _extra_weights(self, input_dim):
+        if self.proj_size is None:
+            return []
+        return [("projection_kernel", (self.units, self.proj_size), self.projection_initializer,
+                 self.projection_regularizer)]
+
+    def _step_math(self):
+        if self.proj_size is None:
+            return None
+        return projection_lstm.projection_lstm_step, projection_lstm.projection_lstm_step_backward, {}
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
@@ -152,23 +245,40 @@ class LSTMCell(GatedCell):
         return g.dx, [g.dh0, g.dc0], self._weight_grads(g)
 
     def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        config = super().get_config()
+        if self.proj_size is not None:  # left out otherwise: the config of a plain LSTM stays Keras's
+            config.update(proj_size=self.proj_size,
+                          projection_initializer=inits.serialize(self.projection_initializer),
+                          projection_regularizer=regs.serialize(self.projection_regularizer))
+        return config
 
 
 @LAYERS.register
 class GRUCell(GatedCell):
-    """One GRU step, Keras's default ``reset_after=True`` variant (PyTorch's); bias (2, 3*units), gates z, r, h."""
+    """One GRU step, gates z, r, h.
+
+    ``reset_after=True`` (default; Keras 2+, PyTorch, cuDNN): the reset gate multiplies the recurrent term;
+    bias (2, 3*units), an input row and a recurrent row (:mod:`lstmlab.functional.gru`, C time loop).
+    ``reset_after=False`` (Keras's original variant, Cho et al. 2014): the reset gate multiplies h_{t-1}
+    before the candidate's recurrent product; bias (3*units,)
+    (:mod:`lstmlab.functional.gru_reset_before`, through the generic loop).
+    """
 
     gates = 3
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
-        if reset_after is not True:
-            raise ValueError("reset_after: only reset_after=True (the Keras 2+/PyTorch GRU) is implemented, got False")
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise ValueError(f"reset_after: expected True or False, got {reset_after!r}")
         super().__init__(units, **kwargs)
-        self.reset_after = True
+        self.reset_after = bool(reset_after)
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _step_math(self):
+        if self.reset_after:
+            return None
+        return gru_reset_before.gru_reset_before_step, gru_reset_before.gru_reset_before_step_backward, {}
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
@@ -182,7 +292,7 @@ class GRUCell(GatedCell):
         return g.dx, [g.dh0], self._weight_grads(g)
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": True}
+        return {**super().get_config(), "reset_after": self.reset_after}
 
 
 @LAYERS.register

@@ -64,6 +64,8 @@ class LSTM(_CellLayer):
 
     Parameters: ``4 * units * (input_dim + units) + 4 * units`` (kernel, recurrent kernel, bias), gate order
     i, f, c, o; ``unit_forget_bias=True`` starts the forget-gate bias at 1 so the cell remembers by default.
+    ``proj_size=P`` makes it the projection LSTM of PyTorch's ``nn.LSTM(proj_size=P)``: outputs and h have P
+    columns, plus a ``projection_kernel (units, P)`` (see :class:`~lstmlab.layers.LSTMCell`).
     """
 
     cell_class = LSTMCell
@@ -71,7 +73,9 @@ class LSTM(_CellLayer):
 
 @LAYERS.register
 class GRU(_CellLayer):
-    """Gated Recurrent Unit, Keras's default ``reset_after=True`` variant (PyTorch's): ``RNN(GRUCell(units))``."""
+    """Gated Recurrent Unit: ``RNN(GRUCell(units))``. ``reset_after=True`` (default; Keras 2+, PyTorch) has bias
+    (2, 3*units); ``reset_after=False`` is Keras's original variant, reset gate before the recurrent product,
+    bias (3*units,)."""
 
     cell_class = GRUCell
 
