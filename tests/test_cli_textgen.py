@@ -308,3 +308,16 @@ def test_sigkill_during_a_write_then_resume_is_bit_identical(kill_reference, tmp
     ref_log = [row.split(",")[:5] for row in (reference / "log.csv").read_text().splitlines()]
     log = [row.split(",")[:5] for row in (run / "log.csv").read_text().splitlines()]
     assert log == ref_log  # step, epoch and the losses of every validation (timings differ)
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn", "peephole_lstm", "layer_norm_lstm"])
+def test_train_and_generate_with_every_cell(corpus, tmp_path, cell):
+    """`lstmlab train --cell` accepts every registered cell kind, and `generate` samples from the run."""
+    run = tmp_path / cell
+    r = run_cli("train", "--corpus", str(corpus), "--out", str(run), "--epochs", "1", "--cell", cell,
+                "--no-samples", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert f"x {cell.upper()}(16)" in r.stdout and "val loss" in r.stdout
+    g = run_cli("generate", str(run), "--prime", "the ", "--length", "30", "--seed", "1")
+    assert g.returncode == 0, g.stderr
+    assert g.stdout.startswith("the ") and set(g.stdout.rstrip("\n")) <= set(" ".join(WORDS))

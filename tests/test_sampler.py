@@ -42,3 +42,17 @@ def test_generation_is_reproducible_and_uses_the_carried_state():
     c = sampler.generate(SampleConfig(length=40, seed=5, prime="ba"))
     assert a == b and len(a) == 40 and set(a) <= set(vocab.chars)
     assert a != c  # the prime reaches the samples through the carried states
+
+
+def test_stateful_projection_lstm_saves_and_loads_its_carried_states(tmp_path):
+    """The carried h of a projection LSTM is proj_size wide, its c units wide: both survive a save."""
+    from lstmlab import Sequential, layers, models
+
+    model = Sequential([layers.Embedding(7, 3, batch_input_shape=(2, None)),
+                        layers.LSTM(6, proj_size=4, stateful=True, return_sequences=True), layers.Dense(7)])
+    x = np.array([[1, 2, 3], [4, 5, 6]])
+    model(x)
+    model.save(tmp_path / "m.safetensors")
+    loaded = models.load_model(tmp_path / "m.safetensors")
+    assert [s.shape for s in loaded.layers[1].states] == [(2, 4), (2, 6)]
+    assert_close("next output", loaded(x), model(x), 0)

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import os
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 FLOAT = 4  # bytes per float32
+
+
+def gates(cell: str) -> int:
+    """Gate blocks of a registered cell kind (LSTM-family 4, GRU 3, RNN 1); 4 for a cell that does not say."""
+    from ..layers import cell_kinds
+
+    return int(getattr(cell_kinds().get(cell), "gates", 4))
 
 
 class MemoryBudgetError(ValueError):
@@ -37,7 +43,7 @@ def fmt_bytes(n: float) -> str:
 
 def recurrent_params(cell: str, inputs: int, units: int) -> int:
     """Kernel, recurrent kernel and bias of one recurrent layer (GRU: reset_after, two biases)."""
-    g = GATES[cell]
+    g = gates(cell)
     return g * units * (inputs + units) + g * units * (2 if cell == "gru" else 1)
 
 
@@ -47,7 +53,7 @@ def textgen_bytes(*, vocab: int, layers: int, units: int, embedding: int, cell: 
     the checkpoint bytes) plus one step's activations and BPTT caches, and the logits and their gradient."""
     params = vocab * embedding + units * vocab + vocab
     params += recurrent_params(cell, embedding, units) + (layers - 1) * recurrent_params(cell, units, units)
-    per_char = layers * units * (GATES[cell] + 3) + embedding + 3 * vocab
+    per_char = layers * units * (gates(cell) + 3) + embedding + 3 * vocab
     return FLOAT * (8 * params + 2 * batch_size * seq_len * per_char)
 
 
@@ -57,8 +63,8 @@ def experiment_bytes(*, cell: str, units: int, features: int, outputs: int, leng
     of 512, and the parameters x ~8."""
     params = recurrent_params(cell, features, units) + units * outputs + outputs
     data = (val_size + test_size) * length * (features + outputs)
-    step = batch_size * length * (features + units * (GATES[cell] + 3) + 3 * outputs)
-    predict = min(512, max(val_size, test_size)) * length * (units * (GATES[cell] + 3) + outputs)
+    step = batch_size * length * (features + units * (gates(cell) + 3) + 3 * outputs)
+    predict = min(512, max(val_size, test_size)) * length * (units * (gates(cell) + 3) + outputs)
     return FLOAT * (8 * params + data + step + predict)
 
 

@@ -164,9 +164,10 @@ class ModelFile:
                 first = self.tensors[names[0]]
                 batch = (getattr(sub, "_fixed_batch", None) if keep_batch else None) or (
                     first.shape[0] if first.ndim == 2 else None)
+                sizes = sub.cell.state_size  # (h, c) widths; h is proj_size wide in a projection LSTM
                 if not batch:
-                    raise self.error(names[0], f"expected shape (batch, {sub.units}), got {first.shape}")
-                sub.states = [self.tensor(n, (batch, sub.units), sub.dtype).copy() for n in names]
+                    raise self.error(names[0], f"expected shape (batch, {sizes[0]}), got {first.shape}")
+                sub.states = [self.tensor(n, (batch, size), sub.dtype).copy() for n, size in zip(names, sizes)]
                 sub._fixed_batch = batch
         self.check_all_used("states/", "a state")
 
