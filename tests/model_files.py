@@ -15,6 +15,13 @@ VOCAB = "\n abcdefghij"  # 12 characters
 BATCH = 4
 
 
+METADATA = {"kind": "lstmlab.textgen", "vocab": VOCAB,
+            "model_config": {"vocab_size": len(VOCAB), "layers": 1, "units": 10, "embedding": 6,
+                             "dropout": 0.0, "cell": "lstm"},
+            "train_config": {"seq_len": 8, "batch_size": BATCH},
+            "progress": {"epoch": 0, "step_in_epoch": 1, "global_step": 1}}
+
+
 def make_model():
     from lstmlab import layers as L
     from lstmlab.models import Sequential
@@ -28,16 +35,11 @@ def make_model():
     ids = rng.integers(0, len(VOCAB), (BATCH, 8))
     model.train_on_batch(ids, np.roll(ids, -1, axis=1))
     model.predict(ids, batch_size=BATCH)  # leaves carried states to save
-    model.extra = {"kind": "lstmlab.textgen", "vocab": VOCAB,
-                   "model_config": {"vocab_size": len(VOCAB), "layers": 1, "units": 10, "embedding": 6,
-                                    "dropout": 0.0, "cell": "lstm"},
-                   "train_config": {"seq_len": 8, "batch_size": BATCH},
-                   "progress": {"epoch": 0, "step_in_epoch": 1, "global_step": 1}}
     return model
 
 
 def save_valid(path) -> bytes:
-    make_model().save(path)
+    make_model().save(path, metadata=METADATA)
     with open(path, "rb") as f:
         return f.read()
 

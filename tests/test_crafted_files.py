@@ -52,10 +52,10 @@ def layer_config(config, class_name):
 
 
 def test_the_valid_file_loads_and_predicts(tmp_path, valid):
-    model = lstmlab.load_model(write(tmp_path, valid))
+    model, metadata = lstmlab.models.load_model_with_metadata(write(tmp_path, valid))
     out = model.predict(np.zeros((BATCH, 3), np.int64), batch_size=BATCH)
     assert out.shape == (BATCH, 3, len(VOCAB)) and np.all(np.isfinite(out))
-    assert model.extra["vocab"] == VOCAB and model.optimizer.iterations == 1
+    assert metadata["vocab"] == VOCAB and model.optimizer.iterations == 1
 
 
 # -- 1. a config that implies huge weights is refused before anything is allocated -----------------

@@ -95,11 +95,16 @@ def load_model(path, compile: bool = True):
     exists (see :mod:`lstmlab.models.model_file`); any problem raises one
     :class:`~lstmlab.io.ModelFileError` naming the file and the field.
     """
+    return load_model_with_metadata(path, compile)[0]
+
+
+def load_model_with_metadata(path, compile: bool = True):
+    """``(model, metadata)``: :func:`load_model` and the dict saved with ``model.save(path, metadata=...)``
+    (empty when none was), which the reader has checked to be a JSON object."""
     path = os.fspath(path)
     file = ModelFile(path, *read_model_file(path))
     model = file.build(MODELS.lookup(FILE_MODEL))
     file.restore_states(model)
     if compile and "compile" in file.meta:
         file.compile(model)
-    model.extra = file.extra()
-    return model
+    return model, file.extra()

@@ -91,7 +91,6 @@ class Sequential:
         self.stop_training = False
         self._train_seed = None
         self.history = None
-        self.extra: dict = {}
         for layer in layers or []:
             self.add(layer)
 
@@ -497,11 +496,15 @@ class Sequential:
             model.build(tuple(config["build_input_shape"]))
         return model
 
-    def save(self, path, include_optimizer: bool = True) -> None:
-        """Write the model (config, weights, optimizer state) to one safetensors file, atomically."""
+    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> None:
+        """Write the model (config, weights, optimizer state) to one safetensors file, atomically.
+
+        ``metadata``: a JSON-able dict stored beside the model (what an application needs to describe a
+        run: a vocabulary, its progress); read it back with ``lstmlab.models.load_model_with_metadata``.
+        """
         if not self.built:
             raise ValueError(f"model {self.name!r}: build or call the model before saving it")
-        saving.save_model(self, path, include_optimizer, self.extra or None)
+        saving.save_model(self, path, include_optimizer, metadata)
 
     def save_weights(self, path) -> None:
         saving.save_model(self, path, include_optimizer=False)

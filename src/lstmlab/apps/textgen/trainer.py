@@ -32,7 +32,7 @@ from ... import backend
 from ...io.errors import ModelFileError
 from ...io.safetensors import atomic_write, load_file
 from ..plotting import MISSING, pyplot, save_png
-from ...models import Sequential, load_model
+from ...models import Sequential, load_model_with_metadata
 from ...training.progress import Progbar, format_duration
 from .config import ModelConfig, SampleConfig, TrainConfig
 from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
@@ -116,19 +116,18 @@ def text_digest(text: str) -> str:
 def save_checkpoint(model, path, vocab, mcfg, tcfg, progress, digest) -> None:
     extra = {"kind": KIND, "vocab": vocab.chars, "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(),
              "progress": asdict(progress), "corpus_sha256": digest}
-    model.extra = extra
-    model.save(path)
+    model.save(path, metadata=extra)
 
 
 def load_checkpoint(path):
     """``(model, vocab, model_config, train_config, progress, corpus_sha256)`` from a checkpoint file."""
     try:
-        model = load_model(path)
+        model, extra = load_model_with_metadata(path)
     except ModelFileError as exc:
         raise CheckpointError(exc.path, exc.field, exc.problem) from None
     except ValueError as exc:
         raise CheckpointError(path, None, str(exc)) from None
-    extra = model.extra  # a JSON object: the model-file reader checked it
+    # extra: a JSON object, the model-file reader checked it
     if extra.get("kind") != KIND:
         raise CheckpointError(path, "extra.kind", "an lstmlab model but not a text-generation run")
     for key, kind in (("vocab", str), ("model_config", dict), ("train_config", dict), ("progress", dict)):
