@@ -86,11 +86,18 @@ def main():
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variant", action="append", required=True)
+    parser.add_argument("--variant", action="append")
+    parser.add_argument("--render", help="only write the .md and .png of an earlier run's .json")
     parser.add_argument("--include", help="a .json of an earlier run (same corpus and seed, as many steps or "
                         "more): its variants are reported too, cut at --steps (training is deterministic)")
     parser.add_argument("--out", required=True, help="path prefix of the .json / .md / .png results")
     args = parser.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            write_reports(json.load(f), args.out)
+        return
+    if not args.variant:
+        raise SystemExit("--variant: expected at least one")
     text = builtin_corpus() if args.corpus is None else read_corpus(args.corpus)
     vocab = Vocabulary.from_text(text)
     train_ids, val_ids = split_ids(vocab.encode(text), TrainConfig().val_fraction)
@@ -118,9 +125,16 @@ def main():
                    "unigram_val": h_val, "steps": args.steps, "seed": args.seed, "results": results}
         with open(args.out + ".json", "w") as f:
             json.dump(summary, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(f"Corpus {corpus}: {len(text):,} characters, vocabulary {len(vocab)}; {args.steps} steps of "
-                f"64 x 100 characters, seed {args.seed}. Unigram cross-entropy of the held-out part: "
+    write_reports(summary, args.out)
+
+
+def write_reports(summary: dict, out: str) -> None:
+    """The .md table and the .png curves of a sweep's results (also from a saved .json: ``--render``)."""
+    results, corpus, h_val = summary["results"], summary["corpus"], summary["unigram_val"]
+    text_len, V, steps, seed = summary["chars"], summary["vocab"], summary["steps"], summary["seed"]
+    with open(out + ".md", "w") as f:
+        f.write(f"Corpus {corpus}: {text_len:,} characters, vocabulary {V}; {steps} steps of "
+                f"64 x 100 characters, seed {seed}. Unigram cross-entropy of the held-out part: "
                 f"{h_val:.4f} nats.\n\n| variant | overrides | " +
                 " | ".join(f"val @{s}" for s in results[0]["steps"]) + " | s/step |\n|---|---|" +
                 "---:|" * (len(results[0]["steps"]) + 1) + "\n")
@@ -141,11 +155,11 @@ def main():
     ax.axhline(h_val, color="gray", ls="--", lw=1, label="unigram model")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (nats/char)")
-    ax.set_title(f"recipe choices on {os.path.basename(corpus)} (V = {len(vocab)})")
+    ax.set_title(f"recipe choices on {os.path.basename(corpus)} (V = {V})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out + ".png", dpi=110)
+    fig.savefig(out + ".png", dpi=110)
 
 
 if __name__ == "__main__":

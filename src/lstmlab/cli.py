@@ -57,7 +57,8 @@ def _add_train(sub):
     g = p.add_argument_group("model")
     g.add_argument("--layers", type=int, default=2, help="recurrent layers (default 2)")
     g.add_argument("--units", type=int, default=256, help="units per layer (default 256)")
-    g.add_argument("--embedding", type=int, default=64, help="embedding size (default 64)")
+    g.add_argument("--embedding", type=int, default=None,
+                   help="embedding size (default: about 4 x sqrt(vocabulary), between 64 and 256)")
     g.add_argument("--cell", default="lstm", help="lstm, gru, rnn or another registered cell's short name (default lstm)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
     g = p.add_argument_group("training")

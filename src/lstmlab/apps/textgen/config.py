@@ -26,6 +26,13 @@ def _positive(name, v):
         raise ValueError(f"{name}: expected a number > 0, got {v!r}")
 
 
+def default_embedding(vocab_size: int) -> int:
+    """About 4 sqrt(V), between 64 and 256: 64 for the built-in corpus's 103 characters, 256 for a Chinese
+    text's thousands. Measured (README, "The recipe"): on 6,045 characters an embedding of 256 was 0.28 nats
+    ahead of 64 after 200 steps, for ~8% more arithmetic per character."""
+    return int(min(256, max(64, 4 * round(math.sqrt(vocab_size)))))
+
+
 class _Config:
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +50,7 @@ class ModelConfig(_Config):
     vocab_size: int
     layers: int = 2
     units: int = 256
-    embedding: int = 64
+    embedding: int | None = None  # None: default_embedding(vocab_size)
     dropout: float = 0.0
     cell: str = "lstm"
     # Standard deviation of the embedding's normal initialization; None is Keras's default (uniform +-0.05),
@@ -53,6 +60,9 @@ class ModelConfig(_Config):
     unigram_bias: bool = True
 
     def __post_init__(self):
+        _positive_int("vocab_size", self.vocab_size)
+        if self.embedding is None:
+            self.embedding = default_embedding(self.vocab_size)
         for name in ("vocab_size", "layers", "units", "embedding"):
             _positive_int(name, getattr(self, name))
         if self.embedding_std is not None:
