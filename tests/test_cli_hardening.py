@@ -117,7 +117,8 @@ def test_resume_refuses_what_cannot_change_and_overwrites_nothing(trained, corpu
 def test_resume_refuses_seq_len_mid_epoch_fewer_epochs_and_new_dropout(corpus, tmp_path):
     run = tmp_path / "mid"
     # a tiny --minutes budget stops (and checkpoints) after the first steps, in the middle of epoch 1
-    r = run_cli("train", "--corpus", str(corpus), "--out", str(run), "--minutes", "0.0001", "--epochs", "2", *SMALL)
+    r = run_cli("train", "--corpus", str(corpus), "--out", str(run), "--minutes", "0.0001", "--epochs", "2",
+                "--dropout", "0", *SMALL)
     assert r.returncode == 0 and "time budget" in r.stdout, r.stderr
     before = snapshot(run)
     msg = bad("train", "--resume", "--out", str(run), "--seq-len", "12")

@@ -114,3 +114,18 @@ def test_validation_with_characters_never_seen_in_training(tmp_path):
         loss, _ = SparseCategoricalCrossentropy(from_logits=True)(y, evaluator(x))
         total, count = total + loss * y.size, count + y.size
     assert abs(val - total / count) < 1e-5
+
+
+def test_default_dropout_and_embedding_follow_the_text(tmp_path):
+    """Dropout 0.2 for a text under a million training characters (else 0); embedding about 4 sqrt(V)."""
+    from lstmlab.apps.textgen.config import default_dropout, default_embedding
+
+    assert default_dropout(418_613) == 0.2 and default_dropout(1_785_361) == 0.0
+    assert [default_embedding(v) for v in (10, 103, 1000, 6045)] == [64, 64, 128, 256]
+    text = "abcabd" * 500
+    vocab = Vocabulary.from_text(text)
+    trainer = TextTrainer(str(tmp_path / "run"), text, vocab, ModelConfig(vocab_size=len(vocab), layers=2, units=8),
+                          TrainConfig(seq_len=10, batch_size=4), out=io.StringIO())
+    assert trainer.mcfg.dropout == 0.2 and trainer.mcfg.embedding == 64
+    assert [type(l).__name__ for l in trainer.model.layers] == ["Embedding", "LSTM", "Dropout", "LSTM", "Dropout",
+                                                                "Dense"]

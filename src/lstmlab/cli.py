@@ -60,7 +60,8 @@ def _add_train(sub):
     g.add_argument("--embedding", type=int, default=None,
                    help="embedding size (default: about 4 x sqrt(vocabulary), between 64 and 256)")
     g.add_argument("--cell", default="lstm", help="lstm, gru, rnn or another registered cell's short name (default lstm)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
+    g.add_argument("--dropout", type=float, default=None,
+                   help="dropout between layers (default: 0.2 for a text under a million characters, else 0)")
     g = p.add_argument_group("training")
     g.add_argument("--seq-len", type=int, default=100, help="characters per BPTT window (default 100)")
     g.add_argument("--batch-size", type=int, default=64, help="parallel streams (default 64)")

@@ -34,7 +34,7 @@ from ...io.safetensors import atomic_write, load_file
 from ..plotting import MISSING, pyplot, save_png
 from ...models import Sequential, load_model_with_metadata
 from ...training.progress import Progbar, format_duration
-from .config import ModelConfig, SampleConfig, TrainConfig
+from .config import ModelConfig, SampleConfig, TrainConfig, default_dropout
 from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
 from .model import CharSampler, build_model, compile_model
 
@@ -243,6 +243,8 @@ class TextTrainer:
         # Each epoch starts at a seeded offset in [0, max_offset]; every epoch has the same number of steps.
         self.max_offset = min(S, len(self.train_ids) - B * (S + 1))
         self.steps_per_epoch = n_windows((len(self.train_ids) - self.max_offset) // B, S)
+        if mcfg.dropout is None:  # the default recipe's rate for a text of this size
+            mcfg.dropout = default_dropout(len(self.train_ids))
         if model is None:
             unigram = np.bincount(self.train_ids, minlength=len(vocab)) if mcfg.unigram_bias else None
             with backend.seeded(tcfg.seed):  # the initial weights are a function of the seed
