@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -128,6 +127,8 @@ def main():
     parser.add_argument("--contender", choices=["lstmlab", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     budgets = sorted(args.minutes)
+    if args.corpus is not None:
+        args.corpus = os.path.abspath(args.corpus)  # the contenders run in this folder
     if args.contender:  # one contender, in this process; results as JSON on the last line
         if args.contender == "lstmlab":
             result = run_lstmlab(args.corpus, budgets, args.seed, args.prime)

@@ -321,3 +321,15 @@ def test_train_and_generate_with_every_cell(corpus, tmp_path, cell):
     g = run_cli("generate", str(run), "--prime", "the ", "--length", "30", "--seed", "1")
     assert g.returncode == 0, g.stderr
     assert g.stdout.startswith("the ") and set(g.stdout.rstrip("\n")) <= set(" ".join(WORDS))
+
+
+def test_step_budget_and_resume_with_a_larger_one(corpus, tmp_path):
+    run = tmp_path / "steps"
+    r = run_cli("train", "--corpus", str(corpus), "--out", str(run), "--steps", "7", "--no-samples", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert "step budget of 7 reached" in r.stdout and "done: 7 steps" in r.stdout
+    again = run_cli("train", "--resume", "--out", str(run), "--steps", "12", "--no-samples")
+    assert again.returncode == 0, again.stderr
+    assert "changed on resume: --steps 7 -> 12" in again.stdout and "done: 12 steps" in again.stdout
+    assert "--steps: expected a positive integer, got 0" in bad("train", "--corpus", str(corpus), "--out",
+                                                                 str(tmp_path / "zero"), "--steps", "0")

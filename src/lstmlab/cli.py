@@ -70,6 +70,7 @@ def _add_train(sub):
     g.add_argument("--clip", type=float, default=5.0, help="gradient norm clipping per tensor, 0 = off (default 5)")
     g.add_argument("--epochs", type=int, default=None, help="epochs (default 20)")
     g.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
+    g.add_argument("--steps", type=int, default=None, help="budget in optimizer steps (in all, not per resume)")
     g.add_argument("--val-fraction", type=float, default=0.1, help="held-out tail of the text (default 0.1)")
     g.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: each epoch)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -87,7 +88,7 @@ def _add_train(sub):
 _TRACKED = {"layers": "layers", "units": "units", "embedding": "embedding", "cell": "cell", "dropout": "dropout",
             "seq_len": "seq_len", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "learning_rate",
             "clip": "clipnorm", "val_fraction": "val_fraction", "seed": "seed", "sample_length": None,
-            "epochs": "epochs", "minutes": "minutes", "eval_every": "eval_every"}
+            "epochs": "epochs", "minutes": "minutes", "steps": "steps", "eval_every": "eval_every"}
 
 
 def _track_given(parser) -> None:
@@ -183,7 +184,7 @@ def cmd_train(args) -> int:
                              "overwrite it")
         tcfg = TrainConfig(seq_len=args.seq_len, batch_size=args.batch_size, optimizer=args.optimizer,
                            learning_rate=args.lr, clipnorm=args.clip or None,
-                           epochs=20 if args.epochs is None else args.epochs, minutes=args.minutes,
+                           epochs=20 if args.epochs is None else args.epochs, minutes=args.minutes, steps=args.steps,
                            val_fraction=args.val_fraction, seed=args.seed, eval_every=args.eval_every,
                            corpus=os.path.abspath(args.corpus) if args.corpus is not None else BUILTIN)
         text = _load_text(tcfg.corpus)

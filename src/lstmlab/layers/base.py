@@ -288,6 +288,17 @@ class Layer:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
         return cls(**config)
 
+    @classmethod
+    def _from_config_with(cls, config: dict, key: str):
+        """``from_config`` of a layer that holds another one (or a cell) under ``key``: checked like any
+        config, the inner layer resolved through the registry."""
+        config = check_arguments(cls, config)
+        check_base_arguments(config)
+        config[key] = LAYERS.deserialize(config[key])
+        if config.get("batch_input_shape") is not None:
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
     def _dropout_rng(self) -> np.random.Generator:
         return self.rng if self.rng is not None else backend.rng()
 

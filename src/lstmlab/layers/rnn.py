@@ -356,9 +356,4 @@ class RNN(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = check_arguments(cls, config)
-        check_base_arguments(config)
-        config["cell"] = LAYERS.deserialize(config["cell"])
-        if config.get("batch_input_shape") is not None:
-            config["batch_input_shape"] = tuple(config["batch_input_shape"])
-        return cls(**config)
+        return cls._from_config_with(config, "cell")

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import check_arguments
-from .base import LAYERS, Layer, check_base_arguments
+from .base import LAYERS, Layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -34,12 +33,7 @@ class _Wrapper(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = check_arguments(cls, config)
-        check_base_arguments(config)
-        config["layer"] = LAYERS.deserialize(config["layer"])
-        if config.get("batch_input_shape") is not None:
-            config["batch_input_shape"] = tuple(config["batch_input_shape"])
-        return cls(**config)
+        return cls._from_config_with(config, "layer")
 
 
 @LAYERS.register

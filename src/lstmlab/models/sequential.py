@@ -299,12 +299,7 @@ class Sequential:
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y)
         loss, y_pred, mask = self._train_step(x, y, guard=before_update)
-        if not self._metric_specs:
-            return loss
-        mets = self._make_metrics(y_pred.shape[-1])
-        for m in mets:
-            m.update(y, y_pred, mask)
-        return [loss] + [m.result() for m in mets]
+        return self._with_metrics(loss, y, y_pred, mask)
 
     def test_on_batch(self, x, y):
         """The loss (plus regularization) on one batch in inference mode; stateful layers carry their state.
@@ -318,7 +313,10 @@ class Sequential:
             return loss + self.regularization_loss()
         y_pred, mask = self._forward(x, training=False)
         loss, _ = self.loss(y, y_pred, mask)
-        loss += self.regularization_loss()
+        return self._with_metrics(loss + self.regularization_loss(), y, y_pred, mask)
+
+    def _with_metrics(self, loss, y, y_pred, mask):
+        """A batch's result as Keras returns it: the loss, or ``[loss, *metrics]`` when compiled with some."""
         if not self._metric_specs:
             return loss
         mets = self._make_metrics(y_pred.shape[-1])

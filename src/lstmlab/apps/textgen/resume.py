@@ -73,6 +73,7 @@ def plan_resume(mcfg: ModelConfig, tcfg: TrainConfig, step_in_epoch: int, epochs
     t_new, m_new = {}, {}
     for name, option, old_cfg, new in (("learning_rate", "--lr", tcfg, t_new), ("clipnorm", "--clip", tcfg, t_new),
                                        ("epochs", "--epochs", tcfg, t_new), ("minutes", "--minutes", tcfg, t_new),
+                                       ("steps", "--steps", tcfg, t_new),
                                        ("eval_every", "--eval-every", tcfg, t_new), ("seq_len", "--seq-len", tcfg, t_new),
                                        ("dropout", "--dropout", mcfg, m_new)):
         if name not in given:
