@@ -4,9 +4,9 @@ from ._version import __version__
 from .backend import clear_session, set_floatx, set_random_seed
 from .gradcheck import GradcheckReport, gradcheck
 from .models import Sequential, load_model
-from .training import callbacks, losses, metrics, optimizers
+from . import callbacks, initializers, losses, metrics, optimizers, regularizers, saving  # Keras's module layout
 
 __all__ = [
     "__version__", "functional", "layers", "backend", "gradcheck", "GradcheckReport", "Sequential", "load_model",
-    "callbacks", "losses", "metrics", "optimizers", "set_random_seed", "set_floatx", "clear_session",
+    "callbacks", "initializers", "losses", "metrics", "optimizers", "regularizers", "saving", "set_random_seed", "set_floatx", "clear_session",
 ]
