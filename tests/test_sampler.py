@@ -56,3 +56,21 @@ def test_stateful_projection_lstm_saves_and_loads_its_carried_states(tmp_path):
     loaded = models.load_model(tmp_path / "m.safetensors")
     assert [s.shape for s in loaded.layers[1].states] == [(2, 4), (2, 6)]
     assert_close("next output", loaded(x), model(x), 0)
+
+
+def test_one_step_call_after_training_uses_no_dropout_mask():
+    """Recurrent dropout masks belong to one training call: a stacked cell's later one-step (inference) call
+    equals the inference forward (the masks used to stay on the cells and leak into it)."""
+    from lstmlab import layers
+
+    layer = layers.RNN([layers.LSTMCell(5, recurrent_dropout=0.5), layers.GRUCell(4, recurrent_dropout=0.5)],
+                       return_sequences=True)
+    x = np.random.default_rng(0).normal(size=(3, 6, 2)).astype(np.float32)
+    layer.rng = np.random.default_rng(1)
+    layer(x, training=True)
+    states, outs = None, []
+    for t in range(x.shape[1]):  # right after the training call
+        out, states = layer.step(x[:, t], states)
+        outs.append(out)
+    whole = layer(x, training=False)
+    assert_close("outputs", np.stack(outs, axis=1), whole, 1e-5)

@@ -48,7 +48,6 @@ class RNNCell(Layer):
     output_is_first_state = False  # True when a step's output is its new states[0] (h), as in every built-in cell
     dropout = 0.0
     recurrent_dropout = 0.0
-    _recurrent_keep = None  # this sequence's recurrent-dropout mask, drawn by the RNN layer
 
     def step(self, x_t, states, recurrent_mask=None):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -65,6 +64,10 @@ class RNNCell(Layer):
 
     def get_initial_state(self, batch_size: int, dtype=None) -> list:
         return [np.zeros((batch_size, n), dtype or self.dtype) for n in self.state_size]
+
+    def recurrent_mask_shapes(self, batch: int):
+        """The shape of this cell's recurrent-dropout mask: (batch, width of h_{t-1}), or None without one."""
+        return (batch, self.state_size[0]) if self.recurrent_dropout > 0 else None
 
     def __call__(self, inputs, states=None, training: bool = False):
         x = as_float_array("inputs", inputs, 2, what="(batch, features)").astype(self.dtype, copy=False)
@@ -122,12 +125,15 @@ class StackedRNNCells(RNNCell):
             k += n
         return out
 
+    def recurrent_mask_shapes(self, batch: int) -> list:
+        return [c.recurrent_mask_shapes(batch) for c in self.cells]
+
     def step(self, x_t, states, recurrent_mask=None):
-        if recurrent_mask is not None:
-            raise ValueError("recurrent_mask: set recurrent_dropout on the stacked cells themselves")
+        """``recurrent_mask``: one mask (or None) per cell, as the RNN layer draws them."""
+        masks = recurrent_mask if recurrent_mask is not None else [None] * len(self.cells)
         new_states, caches = [], []
-        for cell, s in zip(self.cells, self._split(states)):
-            x_t, s_new, cache = cell.step(x_t, s, cell._recurrent_keep)
+        for cell, s, m in zip(self.cells, self._split(states), masks):
+            x_t, s_new, cache = cell.step(x_t, s, m)
             new_states += list(s_new)
             caches.append(cache)
         return x_t, new_states, caches
@@ -258,27 +264,35 @@ class RNN(Layer):
         return super().__call__(x, training=training, mask=mask, initial_state=initial_state)
 
     def _dropout_masks(self, B, D, training):
-        """One input mask (B, 1, D) and one recurrent mask (B, state_size[0]) per sequence, when training."""
+        """One input mask (B, 1, D) and the cell's recurrent masks, drawn once per sequence when training.
+
+        The recurrent masks follow ``cell.recurrent_mask_shapes``: one (B, width of h) array, or for
+        stacked cells one per cell; they are passed to the cell's steps, never kept on the cell.
+        """
+        if not training:
+            return None, None
         rng = self._dropout_rng()
-        cells = self.cell.cells if isinstance(self.cell, StackedRNNCells) else [self.cell]
         in_keep = None
-        if training and self.cell.dropout > 0:
+        if self.cell.dropout > 0:
             p = self.cell.dropout
             in_keep = (rng.random((B, 1, D)) >= p).astype(self.dtype) / (1.0 - p)  # (B, 1, D)
-        for cell in cells:
-            cell._recurrent_keep = None
-            if training and cell.recurrent_dropout > 0:
-                p = cell.recurrent_dropout
-                cell._recurrent_keep = ((rng.random((B, cell.state_size[0])) >= p).astype(self.dtype)
-                                        / (1.0 - p))  # (B, H) the same at every step
-        return in_keep
+
+        def draw(shape, cell):
+            if isinstance(shape, list):
+                return [draw(s, c) for s, c in zip(shape, cell.cells)]
+            if shape is None:
+                return None
+            p = cell.recurrent_dropout
+            return (rng.random(shape) >= p).astype(self.dtype) / (1.0 - p)  # (B, H) the same at every step
+
+        return in_keep, draw(self.cell.recurrent_mask_shapes(B), self.cell)
 
     def forward(self, x, training=False, mask=None, initial_state=None):
         x = as_float_array("x", x, 3, what="(batch, time, features)").astype(self.dtype, copy=False)
         check_features(self, x, self.cell.weights[0].shape[0] if self.cell.weights else x.shape[-1])
         B, T, D = x.shape
         states = self._initial_states(B, initial_state)
-        in_keep = self._dropout_masks(B, D, training)
+        in_keep, rec_keep = self._dropout_masks(B, D, training)
         if in_keep is not None:
             x = x * in_keep  # the same input mask at every step of a sequence
         if mask is not None:
@@ -289,11 +303,10 @@ class RNN(Layer):
         given = states
         if states is None:
             states = self.cell.get_initial_state(B)
-        rec_keep = getattr(self.cell, "_recurrent_keep", None)
         result = self.cell.sequence(x, states, mask, rec_keep, need_cache=training)
         fused = result is not None
         if not fused:
-            step = functools.partial(self._cell_step, rec_keep=rec_keep)
+            step = functools.partial(self.cell.step, recurrent_mask=rec_keep)
             result = recurrence.recurrence_forward(step, x, states, mask=mask, need_cache=training)
         hs, final, cache = result
         final = list(final)
@@ -303,9 +316,6 @@ class RNN(Layer):
         # The last output: with a mask, that of the last valid step (padded steps carry it), as in Keras.
         out = hs if self.return_sequences else final[0] if self.cell.output_is_first_state else hs[:, -1]
         return [out] + final if self.return_state else out
-
-    def _cell_step(self, x_t, states, rec_keep):
-        return self.cell.step(x_t, states, rec_keep)
 
     def _backward(self, dy):
         cache, fused, in_keep, had_states, T = self._cache

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import backend
 from ..functional._validate import internal_activations
-from ..layers import LAYERS, Layer
+from ..layers import LAYERS, Dense, Layer
 from ..layers.base import unique_name
 from ..training import callbacks as cb
 from ..training import losses as L
@@ -20,9 +20,7 @@ from .summary import summary_lines
 
 
 def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return _check_int("batch_size", batch_size, 1)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -186,7 +184,7 @@ class Sequential:
         (``Dense.softmax_cross_entropy``), equal to the separate computation, without its N x V arrays."""
         last = self.layers[-1] if self.layers else None
         return (isinstance(self.loss, L.SparseCategoricalCrossentropy) and self.loss.from_logits
-                and not self._metric_specs and type(last).__name__ == "Dense" and last.activation.name == "linear")
+                and not self._metric_specs and type(last) is Dense and last.activation.name == "linear")
 
     def _fused_loss(self, x, y, training: bool):
         """Forward to the last layer's input, then the fused output layer and loss: ``(loss, dh, mask)``."""
@@ -210,10 +208,14 @@ class Sequential:
     def __call__(self, x, training: bool = False):
         return self._forward(x, training)[0]
 
-    def backward(self, dy):
-        """Backpropagate ``dy`` through all layers after a ``training=True`` call; fills each ``layer.grads``."""
+    def backward(self, dy, skip_last: bool = False):
+        """Backpropagate ``dy`` through all layers after a ``training=True`` call; fills each ``layer.grads``.
+
+        ``skip_last``: ``dy`` is the gradient of the last layer's input (the fused output layer filled that
+        layer's grads itself).
+        """
         with internal_activations():
-            for layer in reversed(self.layers):
+            for layer in reversed(self.layers[:-1] if skip_last else self.layers):
                 dy = layer.backward(dy)
         return dy
 
@@ -275,9 +277,7 @@ class Sequential:
             y_pred = None  # never formed: the logits live one block at a time inside the fused loss
             loss, dh, mask = self._fused_loss(x, y, training=True)
             loss += self.regularization_loss()
-            with internal_activations():
-                for layer in reversed(self.layers[:-1]):
-                    dh = layer.backward(dh)
+            self.backward(dh, skip_last=True)
         else:
             y_pred, mask = self._forward(x, training=True)
             loss, dy = self.loss(y, y_pred, mask)
@@ -308,12 +308,17 @@ class Sequential:
         """
         self._require_compiled("test_on_batch")
         x, y = self._check_xy(x, y)
-        if self._fused_output():
-            loss, _, _ = self._fused_loss(x, y, training=False)
-            return loss + self.regularization_loss()
-        y_pred, mask = self._forward(x, training=False)
-        loss, _ = self.loss(y, y_pred, mask)
+        loss, y_pred, mask = self._test_step(x, y)
         return self._with_metrics(loss + self.regularization_loss(), y, y_pred, mask)
+
+    def _test_step(self, x, y):
+        """One batch in inference: ``(data loss, y_pred, mask)``; y_pred is None when the output layer and the
+        loss ran fused (nothing needs the logits then)."""
+        if self._fused_output():
+            loss, _, mask = self._fused_loss(x, y, training=False)
+            return loss, None, mask
+        y_pred, mask = self._forward(x, training=False)
+        return self.loss(y, y_pred, mask)[0], y_pred, mask
 
     def _with_metrics(self, loss, y, y_pred, mask):
         """A batch's result as Keras returns it: the loss, or ``[loss, *metrics]`` when compiled with some."""
@@ -437,16 +442,11 @@ class Sequential:
         loss_sum, seen, mets = 0.0, 0, None
         for start in range(0, len(x), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            if self._fused_output():
-                loss, _, _ = self._fused_loss(xb, yb, training=False)
-                loss_sum, seen = loss_sum + loss * len(xb), seen + len(xb)
-                continue
-            y_pred, mask = self._forward(xb, training=False)
-            loss, _ = self.loss(yb, y_pred, mask)
+            loss, y_pred, mask = self._test_step(xb, yb)
             loss_sum += loss * len(xb)
             seen += len(xb)
             if mets is None:
-                mets = self._make_metrics(y_pred.shape[-1])
+                mets = self._make_metrics(y_pred.shape[-1]) if self._metric_specs else []
             for m in mets:
                 m.update(yb, y_pred, mask)
         out = {"loss": loss_sum / seen + self.regularization_loss()}
