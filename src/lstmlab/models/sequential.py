@@ -15,58 +15,10 @@ from ..training import metrics as M
 from ..training import optimizers as O
 from ..training.progress import Progbar
 from . import saving
+from ._arguments import (as_samples, check_batch_size, check_bool, check_int, check_verbose,
+                         require_samples)
 from .saving import MODELS
 from .summary import summary_lines
-
-
-def _check_batch_size(batch_size) -> int:
-    return _check_int("batch_size", batch_size, 1)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    """An integer argument (not a bool, not a float that happens to be whole) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
-    return int(value)
-
-
-def _check_verbose(verbose) -> int:
-    """Keras's verbosity: ``"auto"`` (1 here, as Keras gives outside notebooks), 0 (silent), 1 (progress bar), 2
-    (one line per epoch); True / False as 1 / 0."""
-    if isinstance(verbose, str) and verbose == "auto":
-        return 1
-    if isinstance(verbose, (bool, np.bool_)) or (isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2)):
-        return int(verbose)
-    raise ValueError(f"verbose: expected \"auto\", 0, 1 or 2, got {verbose!r}")
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name}: expected True or False, got {value!r}")
-    return bool(value)
-
-
-def _as_samples(name: str, value) -> np.ndarray:
-    """``value`` as an array of samples: refuses None and ragged nested lists with a message naming ``name``
-    (NumPy's own, "inhomogeneous shape after 1 dimensions", names neither the argument nor the fix)."""
-    if value is None:
-        raise ValueError(f"{name}: expected an array of samples, got None")
-    try:
-        a = np.asarray(value)
-    except ValueError as exc:
-        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
-            raise
-        raise ValueError(f"{name}: expected samples of one shape, got a ragged nested sequence (samples of "
-                         "different lengths); pad them to one length first") from None
-    if a.dtype == object:
-        raise ValueError(f"{name}: expected a numeric array, got an object array (ragged sequences must be padded)")
-    return a
-
-
-def _require_samples(name: str, a: np.ndarray) -> None:
-    if a.ndim == 0 or len(a) == 0:
-        raise ValueError(f"{name}: expected at least one sample, got an empty array of shape {a.shape}")
 
 
 @MODELS.register
@@ -152,7 +104,7 @@ class Sequential:
 
     # -- running -----------------------------------------------------------
     def _check_x(self, x):
-        x = _as_samples("x", x)
+        x = as_samples("x", x)
         if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
             bad = int(x.size - np.count_nonzero(np.isfinite(x)))
             raise ValueError(f"x: expected finite values, got {bad} NaN or Inf value(s) in an array of shape {x.shape}")
@@ -331,7 +283,7 @@ class Sequential:
 
     def _check_xy(self, x, y):
         x = self._check_x(x)
-        y = _as_samples("y", y)
+        y = as_samples("y", y)
         if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
             raise ValueError(f"y: expected finite values, got {int(y.size - np.count_nonzero(np.isfinite(y)))} "
                              f"NaN or Inf value(s)")
@@ -356,13 +308,13 @@ class Sequential:
         resumed from a saved model continues exactly as an uninterrupted run would.
         """
         self._require_compiled("fit")
-        _require_samples("x", _as_samples("x", x))
+        require_samples("x", as_samples("x", x))
         x, y = self._check_xy(x, y)
-        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
-        epochs = _check_int("epochs", epochs, 0 if initial_epoch else 1)  # epochs <= initial_epoch: nothing to do
-        verbose = _check_verbose(verbose)
-        shuffle = _check_bool("shuffle", shuffle)
+        batch_size = check_batch_size(32 if batch_size is None else batch_size)
+        initial_epoch = check_int("initial_epoch", initial_epoch, 0)
+        epochs = check_int("epochs", epochs, 0 if initial_epoch else 1)  # epochs <= initial_epoch: nothing to do
+        verbose = check_verbose(verbose)
+        shuffle = check_bool("shuffle", shuffle)
         if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.integer, np.floating))
                 or not 0.0 <= validation_split < 1.0):
             raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
@@ -383,7 +335,7 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a tuple (x_val, y_val)")
             validation_data = self._check_xy(*validation_data)
-            _require_samples("validation_data", validation_data[0])
+            require_samples("validation_data", validation_data[0])
         n = len(x)
         self._check_stateful_batches(n, batch_size, "x")
         steps = math.ceil(n / batch_size)
@@ -456,11 +408,11 @@ class Sequential:
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict: bool = False):
         """Loss (plus regularization) and metrics over ``x, y``; a float, a list, or a dict with ``return_dict``."""
         self._require_compiled("evaluate")
-        _require_samples("x", _as_samples("x", x))  # the loss is a mean over the samples: of none, undefined
+        require_samples("x", as_samples("x", x))  # the loss is a mean over the samples: of none, undefined
         x, y = self._check_xy(x, y)
-        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        verbose = _check_verbose(verbose)
-        return_dict = _check_bool("return_dict", return_dict)
+        batch_size = check_batch_size(32 if batch_size is None else batch_size)
+        verbose = check_verbose(verbose)
+        return_dict = check_bool("return_dict", return_dict)
         self._check_stateful_batches(len(x), batch_size, "x")
         result = self._evaluate(x, y, batch_size)
         if verbose:
@@ -471,10 +423,10 @@ class Sequential:
 
     def predict(self, x, batch_size=None, verbose=0):
         """Outputs for ``x`` in inference mode, computed ``batch_size`` samples at a time."""
-        _require_samples("x", _as_samples("x", x))  # no batch to run, so no output shape to return
+        require_samples("x", as_samples("x", x))  # no batch to run, so no output shape to return
         x = self._check_x(x)
-        batch_size = _check_batch_size(32 if batch_size is None else batch_size)
-        _check_verbose(verbose)
+        batch_size = check_batch_size(32 if batch_size is None else batch_size)
+        check_verbose(verbose)
         self._check_stateful_batches(len(x), batch_size, "x")
         outs = [self(x[s : s + batch_size], training=False) for s in range(0, len(x), batch_size)]
         return np.concatenate(outs, axis=0)
