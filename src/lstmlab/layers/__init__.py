@@ -8,6 +8,7 @@ import re
 
 from .base import LAYERS, Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
+from .input_layer import Input, InputLayer
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .cell_variants import LayerNormLSTMCell, PeepholeLSTMCell
 from .recurrent import GRU, LSTM, SimpleRNN
@@ -48,7 +49,7 @@ def recurrent_layer(kind: str, units: int, *, argument: str = "cell", **kwargs) 
     return RNN(cell(units), **kwargs)
 
 
-__all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
+__all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
            "PeepholeLSTMCell", "LayerNormLSTMCell",
            "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
