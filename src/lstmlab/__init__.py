@@ -5,6 +5,7 @@ from .backend import clear_session, set_floatx, set_random_seed
 from .gradcheck import GradcheckReport, gradcheck
 from .models import Sequential, load_model
 from . import callbacks, initializers, losses, metrics, optimizers, regularizers, saving  # Keras's module layout
+from . import preprocessing, utils  # Keras's module layout: keras.utils, keras.preprocessing.sequence
 
 __all__ = [
     "__version__", "functional", "layers", "backend", "gradcheck", "GradcheckReport", "Sequential", "load_model",
