@@ -8,7 +8,7 @@ step::
 
 A window must fit before ``end_index``: the last step ``p_k + (sequence_length - 1) * sampling_rate``
 is ``< end_index``, so there are ``num_seqs = end - start - (sequence_length - 1) * sampling_rate``
-admissible starts (fewer when ``targets`` is shorter), of which every ``sequence_stride``-th is used.
+admissible starts (fewer when ``targets`` ends first: ``p_k < len(targets)``), of which every ``sequence_stride``-th is used.
 
 Keras returns a ``tf.data.Dataset`` (it needs TensorFlow); lstmlab returns a :class:`TimeseriesDataset`,
 a :class:`~lstmlab.utils.PyDataset`: ``len()`` batches, re-iterable each epoch, windows cut on demand.
@@ -64,7 +64,9 @@ class TimeseriesDataset(PyDataset):
         self.batch_size = batch_size
         num_seqs = end_index - start_index - (sequence_length - 1) * sampling_rate
         if targets is not None:
-            num_seqs = min(num_seqs, len(targets))
+            # Window k needs targets[start_index + p_k]. (Keras caps at len(targets) and then indexes past the
+            # end when start_index > 0 and targets are short; here those windows are simply not made.)
+            num_seqs = min(num_seqs, len(targets) - start_index)
         self._starts = np.arange(0, max(num_seqs, 0), sequence_stride, dtype=np.int64)  # (K,) offsets into self.data
         self._rng = np.random.RandomState(seed) if shuffle else None  # Keras shuffles with RandomState(seed) too
         self._order = self._starts.copy()
@@ -166,7 +168,8 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
     if span > end - start:
         raise ValueError(f"sequence_length: a window of {sequence_length} steps at sampling_rate={sampling_rate} spans "
                          f"{span} steps, more than the {end - start} steps of data[{start}:{end}]")
-    if targets is not None and len(targets) == 0:
-        raise ValueError("targets: expected at least one target (or None), got an empty array")
+    if targets is not None and len(targets) <= start:
+        raise ValueError(f"targets: expected more than start_index={start} targets (one per window start) or None, "
+                         f"got {len(targets)}")
     return TimeseriesDataset(data, targets, sequence_length, int(sequence_stride), int(sampling_rate), batch_size,
                              bool(shuffle), seed, start, end)
