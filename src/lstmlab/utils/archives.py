@@ -89,8 +89,8 @@ def _check_zip(archive: str, zf: zipfile.ZipFile) -> None:
     budget = _Budget(archive)
     for info in zf.infolist():
         _clean_member_name(archive, info.filename)
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver stored no Unix file type
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             # zipfile would write a symlink's target as a plain file; a special entry is refused to be explicit.
             raise ValueError(f"{archive}: refusing member {info.filename!r}: link or special file")
         # zipfile stops reading a member at its declared size, so the declared sizes bound what is written.

@@ -17,6 +17,7 @@ differences on purpose:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
@@ -101,12 +102,19 @@ def _download(origin: str, target: str, file_hash, algorithm: str) -> None:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(origin) as response:
+                    expected = response.headers.get("Content-Length")
+                    received = 0
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
                         out.write(chunk)
                         hasher.update(chunk)
+                        received += len(chunk)
+                # A connection closed early looks like a normal end of the body to read(n): compare with the header.
+                if expected is not None and expected.isdigit() and received != int(expected):
+                    raise ValueError(f"origin: could not download {origin}: connection closed after {received} "
+                                     f"of {expected} bytes")
             except urllib.error.HTTPError as e:
                 raise ValueError(f"origin: could not download {origin}: HTTP {e.code} {e.reason}") from e
-            except (urllib.error.URLError, OSError) as e:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # e.g. a connection cut mid-body
                 raise ValueError(f"origin: could not download {origin}: {getattr(e, 'reason', e)}") from e
         if file_hash is not None and hasher.hexdigest() != str(file_hash):
             raise ValueError(f"file_hash: the {hasher.name} hash of {os.path.basename(target)} downloaded from {origin} "
