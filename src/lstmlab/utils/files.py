@@ -44,7 +44,7 @@ def resolve_hasher(algorithm: str, file_hash: str | None = None):
 
 
 def hash_file(fpath, algorithm: str = "sha256") -> str:
-    """Hex digest of the file at ``fpath`` (``"sha256"``, ``"md5"`` or ``"auto"`` = sha256)."""
+    """Hex digest of the file at ``fpath``: ``"sha256"``, ``"md5"`` (``"auto"`` without a hash to compare is md5, as in Keras)."""
     hasher = resolve_hasher(algorithm) if isinstance(algorithm, str) else algorithm
     with open(fpath, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
