@@ -6,6 +6,7 @@ from .gradcheck import GradcheckReport, gradcheck
 from .layers import Input
 from .models import Model, Sequential, load_model
 from . import callbacks, initializers, losses, metrics, optimizers, regularizers, saving  # Keras's module layout
+from . import preprocessing, utils  # Keras's module layout: keras.utils, keras.preprocessing.sequence
 
 __all__ = [
     "__version__", "functional", "layers", "backend", "gradcheck", "GradcheckReport", "Sequential", "Model", "Input", "load_model",
