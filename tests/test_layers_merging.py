@@ -43,7 +43,7 @@ def keras_run(klayer, xs, dys, *, mask=None, attach_masks=False, weights=None, *
     loss = sum((o * torch.tensor(np.asarray(d, np.float32))).sum() for o, d in zip(outs, dys) if d is not None)
     loss.backward()
     out_mask = backend.get_keras_mask(outs[0])
-    return ([o.detach().numpy() for o in outs], [t.grad.numpy() for t in ts],
+    return ([o.detach().numpy() for o in outs], [np.zeros(t.shape) if t.grad is None else t.grad.numpy() for t in ts],
             [w.value.grad.numpy() for w in klayer.trainable_weights],
             None if out_mask is None else out_mask.numpy())
 

@@ -100,8 +100,8 @@ class GradcheckReport:
 def _named(group: ArrayGroup, what: str) -> dict:
     if isinstance(group, Mapping):
         return dict(group)
-    if isinstance(group, (list, tuple)):
-        return {f"{what}[{k}]": a for k, a in enumerate(group)}
+    if isinstance(group, (list, tuple)):  # one name for both lists, so wrt[k] meets analytic[k]
+        return {f"wrt[{k}]": a for k, a in enumerate(group)}
     raise ValueError(f"{what}: expected a dict of name -> array or a list of arrays, got {type(group).__name__}")
 
 
