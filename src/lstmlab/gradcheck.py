@@ -185,7 +185,8 @@ def gradcheck(
 
 
 def check_layer(layer, x, *, initial_state=None, mask=None, seed: int = 0, eps: float = 1e-6,
-                tol: float = 1e-6, max_elements: int | None = None, call_kwargs: dict | None = None) -> GradcheckReport:
+                tol: float = 1e-6, max_elements: int | None = None,
+                call_kwargs: dict | None = None) -> GradcheckReport:
     """Finite differences for a whole layer: every weight, the input and (when given) the initial states.
 
     The layer runs in training mode on float64 ``x`` (it must be a float64 layer, e.g. built with
