@@ -14,6 +14,9 @@ from .cell_variants import LayerNormLSTMCell, PeepholeLSTMCell
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+from .attention import AdditiveAttention, Attention
 
 serialize, deserialize = LAYERS.serialize, LAYERS.deserialize
 
@@ -52,4 +55,6 @@ def recurrent_layer(kind: str, units: int, *, argument: str = "cell", **kwargs) 
 __all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
            "PeepholeLSTMCell", "LayerNormLSTMCell",
-           "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
+           "Bidirectional", "TimeDistributed",
+           "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract",
+           "BatchNormalization", "LayerNormalization", "AdditiveAttention", "Attention", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
