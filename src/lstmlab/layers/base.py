@@ -164,7 +164,7 @@ class Layer:
             value = source(owner, name, tuple(shape), self.dtype)
         else:
             value = inits.get(initializer)(shape, self.dtype)
-        w = Weight(owner, name, np.ascontiguousarray(value), regs.get(regularizer), trainable)
+        w = Weight(owner, name, np.ascontiguousarray(value).reshape(tuple(shape)), regs.get(regularizer), trainable)
         self._weights.append(w)
         return w
 
@@ -233,6 +233,22 @@ class Layer:
             out = self.forward(x, training=training, mask=mask, **kwargs)
             self.output_mask = self.compute_mask(x, mask)
             return out
+
+    # -- in a graph ----------------------------------------------------------
+    @property
+    def output(self):
+        """The symbolic output of this layer's one call in a graph (a KerasTensor, or a list of them)."""
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if len(nodes) != 1:
+            raise ValueError(f"layer {self.name!r} has {len(nodes)} calls in graphs, so it has no single output; "
+                             "it is defined for a layer called once on Input() tensors")
+        return nodes[0].outputs
+
+    @property
+    def output_shape(self):
+        """The shape of :attr:`output` (a list of shapes for several outputs), ``None`` for unknown sizes."""
+        out = self.output
+        return [t.shape for t in out] if isinstance(out, list) else out.shape
 
     # -- one cache per call ------------------------------------------------
     def _sublayers(self) -> list:

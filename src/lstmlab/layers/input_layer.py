@@ -47,8 +47,7 @@ class InputLayer(Layer):
         self.batch_shape = batch_shape
         self.optional = bool(optional)
         self.built = True
-        self.output = KerasTensor(batch_shape, dtype_name, self.name, (self, 0, 0))
-        self._inbound_nodes = [Node(self, [], {}, self.output)]
+        self._inbound_nodes = [Node(self, [], {}, KerasTensor(batch_shape, dtype_name, self.name, (self, 0, 0)))]
 
     def compute_output_shape(self, input_shape):
         return self.batch_shape

@@ -118,6 +118,14 @@ class Sequential(Model):
             shape[1] = None
         return tuple(shape)
 
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if not self.built:
+            self.build(shape)
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
     def _input_shape_of(self, x):
         return self._shape_from_data(np.asarray(x))
 
@@ -134,7 +142,7 @@ class Sequential(Model):
 
     def _backward(self, dy):
         dx = self.backward(dy)
-        return dx, [g for layer in self.layers for g in layer.grads]
+        return dx, self.grads
 
     def _outputs(self, x, training: bool):
         y, mask = self._forward(x, training)
@@ -159,11 +167,12 @@ class Sequential(Model):
         """Backpropagate ``dy`` through all layers after a ``training=True`` call; fills each ``layer.grads``.
 
         ``skip_last``: ``dy`` is the gradient of the last layer's input (the fused output layer filled that
-        layer's grads itself).
+        layer's grads itself). Also fills ``self.grads``, aligned with ``self.weights``.
         """
         with internal_activations():
             for layer in reversed(self.layers[:-1] if skip_last else self.layers):
                 dy = layer.backward(dy)
+        self.grads = [g for layer in self.layers for g in layer.grads]
         return dy
 
     # -- config and files --------------------------------------------------
