@@ -21,10 +21,11 @@ def format_duration(seconds: float) -> str:
 
 
 class Progbar:
-    """Progress over ``target`` steps; ``update(step, values)`` with a dict of named numbers."""
+    """Progress over ``target`` steps (None: unknown, a generator's epoch); ``update(step, values)`` with a dict
+    of named numbers."""
 
-    def __init__(self, target: int, width: int = 30, verbose: int = 1, stream=None, interval: float = 0.05):
-        self.target, self.width, self.verbose = int(target), width, verbose
+    def __init__(self, target: int | None, width: int = 30, verbose: int = 1, stream=None, interval: float = 0.05):
+        self.target, self.width, self.verbose = (None if target is None else int(target)), width, verbose
         self.stream = stream if stream is not None else sys.stdout
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
@@ -33,6 +34,9 @@ class Progbar:
 
     def _line(self, step: int, values: dict, finished: bool) -> str:
         elapsed = time.monotonic() - self.start
+        if self.target is None:  # as Keras shows an epoch of unknown length
+            line = f"{step}/Unknown {format_duration(elapsed)} {format_duration(elapsed / max(step, 1))}/step"
+            return line + "".join(f" - {k}: {v:.4f}" for k, v in values.items())
         digits = len(str(self.target))
         frac = step / self.target if self.target else 1.0
         filled = int(self.width * frac)
