@@ -52,3 +52,12 @@ __all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM"
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
            "PeepholeLSTMCell", "LayerNormLSTMCell",
            "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
+
+# Convolution, pooling, reshaping, Activation and SpatialDropout1D (one block, so other additions merge cleanly).
+from .conv import Conv1D  # noqa: E402
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D  # noqa: E402
+from .reshaping import Flatten, RepeatVector, Reshape  # noqa: E402
+from .activation_layers import Activation, SpatialDropout1D  # noqa: E402
+
+__all__ += ["Conv1D", "MaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten", "Reshape",
+            "RepeatVector", "Activation", "SpatialDropout1D"]
