@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+import layer_cases
 from helpers import assert_close
-from layer_cases import float64, randomize  # noqa: F401  (float64 is a fixture)
 from lstmlab import layers as L
 from lstmlab.gradcheck import check_layer, gradcheck
 from lstmlab.layers import initializers as inits
 
+float64 = layer_cases.float64  # the fixture: pytest finds it under this name in the module
+randomize = layer_cases.randomize
 assert keras.backend.backend() == "torch", "tests/conftest.py sets KERAS_BACKEND=torch"
 
 # (padding, strides, dilation_rate, groups): every padding with a stride, a dilation and groups

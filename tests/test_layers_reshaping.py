@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+import layer_cases
 from helpers import assert_close
-from layer_cases import float64  # noqa: F401  (a fixture)
 from lstmlab import layers as L
 from lstmlab.functional import ACTIVATIONS
 from lstmlab.gradcheck import check_layer, gradcheck
 
+float64 = layer_cases.float64  # the fixture: pytest finds it under this name in the module
 assert keras.backend.backend() == "torch", "tests/conftest.py sets KERAS_BACKEND=torch"
 
 
