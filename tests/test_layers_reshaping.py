@@ -232,3 +232,31 @@ def test_config_round_trip_with_keras_names(make, shape):
     for key, value in own.items():
         kv = list(k_config[key]) if isinstance(k_config[key], tuple) else k_config[key]
         assert value == kv, (key, value, kv)
+
+
+# --- the new layers together ---------------------------------------------------------------------------------------
+
+
+def conv_stack(m, **first):
+    """The same stack from lstmlab.layers or keras.layers: every layer of these two test files but Reshape."""
+    return [m.Conv1D(8, 3, padding="causal", activation="relu", **first), m.SpatialDropout1D(0.2), m.MaxPooling1D(2),
+            m.Conv1D(6, 2, strides=2, padding="same", activation="tanh"), m.Flatten(), m.RepeatVector(3),
+            m.Activation("softsign"), m.GlobalAveragePooling1D(), m.Dense(2)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's torch backend, in predict
+def test_a_stack_of_the_new_layers_in_sequential_equals_keras_and_learns():
+    from lstmlab.models import Sequential
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((32, 10, 4)).astype(np.float32)
+    labels = (x[:, :5, 0].sum(axis=1) > x[:, 5:, 1].sum(axis=1)).astype(np.int64)
+    ours = Sequential(conv_stack(L, input_shape=(10, 4)))  # Flatten -> Dense needs a known number of steps
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    y = ours.predict(x, verbose=0)
+    theirs = keras.Sequential([keras.Input((10, 4))] + conv_stack(keras.layers))
+    for a, b in zip(ours.layers, theirs.layers):
+        assert type(a).__name__ == type(b).__name__
+        b.set_weights(a.get_weights())
+    assert_close("predictions", y, theirs.predict(x, verbose=0), 1e-5)
+    history = ours.fit(x, labels, epochs=60, batch_size=8, verbose=0).history["loss"]
+    assert history[-1] < 0.5 * history[0], history[::10]
