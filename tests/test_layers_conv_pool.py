@@ -389,3 +389,18 @@ def test_conv1d_gather_backward_is_the_transpose(float64):
     report = gradcheck(loss, {"x": x, "kernel": kernel, "bias": bias}, {"x": g.dx, "kernel": g.dkernel,
                                                                           "bias": g.dbias})
     assert report.ok, report
+
+
+def test_functional_window_arguments_are_checked():
+    from lstmlab.functional.conv import conv1d_forward
+    from lstmlab.functional.pooling import max_pool1d_forward
+    x = np.zeros((1, 6, 2))
+    with pytest.raises(ValueError, match=r"strides: expected a positive integer, got 0"):
+        conv1d_forward(x, np.zeros((2, 2, 3)), strides=0)
+    with pytest.raises(ValueError, match=r"kernel: expected shape \(\?, 1, 4\) \(kernel_size, in_channels=2 / groups=2"):
+        conv1d_forward(x, np.zeros((2, 2, 4)), groups=2)
+    with pytest.raises(ValueError, match=r"groups: expected a positive divisor of the input channels \(2\) and of "
+                                         r"the filters \(3\), got 2"):
+        conv1d_forward(x, np.zeros((2, 1, 3)), groups=2)
+    with pytest.raises(ValueError, match=r"pool_size: expected a positive integer, got 0"):
+        max_pool1d_forward(x, 0)

@@ -241,22 +241,26 @@ def conv_stack(m, **first):
     """The same stack from lstmlab.layers or keras.layers: every layer of these two test files but Reshape."""
     return [m.Conv1D(8, 3, padding="causal", activation="relu", **first), m.SpatialDropout1D(0.2), m.MaxPooling1D(2),
             m.Conv1D(6, 2, strides=2, padding="same", activation="tanh"), m.Flatten(), m.RepeatVector(3),
-            m.Activation("softsign"), m.GlobalAveragePooling1D(), m.Dense(2)]
+            m.Activation("softsign"), m.GlobalAveragePooling1D(), m.Dense(2, activation="softmax")]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's torch backend, in predict
 def test_a_stack_of_the_new_layers_in_sequential_equals_keras_and_learns():
+    import lstmlab
     from lstmlab.models import Sequential
+    from lstmlab.optimizers import Adam
+    lstmlab.set_random_seed(0)  # initial weights and dropout draws
     rng = np.random.default_rng(17)
     x = rng.standard_normal((32, 10, 4)).astype(np.float32)
     labels = (x[:, :5, 0].sum(axis=1) > x[:, 5:, 1].sum(axis=1)).astype(np.int64)
     ours = Sequential(conv_stack(L, input_shape=(10, 4)))  # Flatten -> Dense needs a known number of steps
-    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ours.compile(optimizer=Adam(0.01), loss="sparse_categorical_crossentropy")
     y = ours.predict(x, verbose=0)
     theirs = keras.Sequential([keras.Input((10, 4))] + conv_stack(keras.layers))
     for a, b in zip(ours.layers, theirs.layers):
         assert type(a).__name__ == type(b).__name__
         b.set_weights(a.get_weights())
     assert_close("predictions", y, theirs.predict(x, verbose=0), 1e-5)
-    history = ours.fit(x, labels, epochs=60, batch_size=8, verbose=0).history["loss"]
-    assert history[-1] < 0.5 * history[0], history[::10]
+    # The 32 labels are learnt by heart (seeds 0-3 end between 0.012 and 0.023 from about ln 2 = 0.69).
+    history = ours.fit(x, labels, epochs=100, batch_size=8, verbose=0).history["loss"]
+    assert history[0] > 0.5 and history[-1] < 0.1, history[::10]

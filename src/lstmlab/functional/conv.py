@@ -61,6 +61,13 @@ def conv_padding(steps: int, size: int, strides: int, padding: str, dilation_rat
     raise ValueError(f"padding: expected one of {', '.join(PADDINGS)}, got {padding!r}")
 
 
+def check_window_ints(**values: int) -> None:
+    """Window sizes, strides and dilations are positive ints (a 0 stride would divide by zero below)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+
 def window_positions(out_steps: int, size: int, strides: int, dilation_rate: int = 1) -> np.ndarray:
     """``p[l, k] = l*s + k*d``: the padded-input position tap ``k`` of output step ``l`` reads (equation 1)."""
     return np.arange(out_steps)[:, None] * strides + np.arange(size)[None, :] * dilation_rate  # (L_out, K)
@@ -89,6 +96,7 @@ def conv1d_forward(x, kernel, bias=None, *, strides: int = 1, padding: str = "va
     kernel = as_float_array("kernel", kernel, 3, what="(kernel_size, in_channels / groups, filters)", finite=False)
     B, L, C = x.shape
     K, Cg, F = kernel.shape
+    check_window_ints(strides=strides, dilation_rate=dilation_rate, kernel_size=K)
     if groups < 1 or C % groups or F % groups:
         raise ValueError(f"groups: expected a positive divisor of the input channels ({C}) and of the filters "
                          f"({F}), got {groups!r}")

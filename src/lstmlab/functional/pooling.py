@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_float_array, check_mask, upstream
-from .conv import conv_padding, window_positions
+from .conv import check_window_ints, conv_padding, window_positions
 
 
 def max_pool1d_forward(x, pool_size: int = 2, strides: int | None = None, padding: str = "valid"):
@@ -42,6 +42,7 @@ def max_pool1d_forward(x, pool_size: int = 2, strides: int | None = None, paddin
     """
     x = as_float_array("x", x, 3, what="(batch, steps, channels)")
     strides = pool_size if strides is None else strides
+    check_window_ints(pool_size=pool_size, strides=strides)
     if padding not in ("valid", "same"):
         raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
     B, L, C = x.shape
