@@ -37,7 +37,17 @@ LAYER_EXAMPLES = {
     "StackedRNNCells": lambda: L.StackedRNNCells([L.LSTMCell(2), L.SimpleRNNCell(3)]),
     "Bidirectional": lambda: L.Bidirectional(L.LSTM(2, return_sequences=True), merge_mode="sum"),
     "TimeDistributed": lambda: L.TimeDistributed(L.Dense(2)),
+    "InputLayer": lambda: L.InputLayer(shape=(None, 3), batch_size=4, dtype="int32"),
+    "Model": lambda: _functional_example(),
+    "Sequential": lambda: lstmlab.Sequential([L.LSTM(2), L.Dense(1)], name="seq_example"),
 }
+
+
+def _functional_example():
+    x = L.Input((None, 3), name="in_example")
+    h, state_h, _ = L.LSTM(2, return_state=True, name="lstm_example")(x)
+    shared = L.Dense(2, name="shared_example")
+    return lstmlab.Model(x, [shared(h), shared(state_h)], name="functional_example")
 BUILT_IN_LAYERS = [name for name, cls in L.LAYERS.items() if cls.__module__.startswith("lstmlab.")]
 
 

@@ -100,8 +100,8 @@ class GradcheckReport:
 def _named(group: ArrayGroup, what: str) -> dict:
     if isinstance(group, Mapping):
         return dict(group)
-    if isinstance(group, (list, tuple)):
-        return {f"{what}[{k}]": a for k, a in enumerate(group)}
+    if isinstance(group, (list, tuple)):  # one name for both lists, so wrt[k] meets analytic[k]
+        return {f"wrt[{k}]": a for k, a in enumerate(group)}
     raise ValueError(f"{what}: expected a dict of name -> array or a list of arrays, got {type(group).__name__}")
 
 
@@ -185,7 +185,8 @@ def gradcheck(
 
 
 def check_layer(layer, x, *, initial_state=None, mask=None, seed: int = 0, eps: float = 1e-6,
-                tol: float = 1e-6, max_elements: int | None = None) -> GradcheckReport:
+                tol: float = 1e-6, max_elements: int | None = None,
+                call_kwargs: dict | None = None) -> GradcheckReport:
     """Finite differences for a whole layer: every weight, the input and (when given) the initial states.
 
     The layer runs in training mode on float64 ``x`` (it must be a float64 layer, e.g. built with
@@ -198,15 +199,22 @@ def check_layer(layer, x, *, initial_state=None, mask=None, seed: int = 0, eps: 
         report = check_layer(layer, np.random.default_rng(0).normal(size=(2, 5, 3)))
         assert report.ok, report
 
+    A layer called on a list of inputs (a merge, attention) takes ``x`` as a list of arrays; its
+    ``backward`` returns a list aligned with them (None for an input it does not depend on, checked as
+    zeros). ``call_kwargs`` are further keyword arguments of the call (``return_attention_scores=True``).
+
     Returns
     -------
     GradcheckReport
-        One row per weight (by its path), ``x`` and ``initial_state[k]``.
+        One row per weight (by its path), ``x`` (``x[0]``, ``x[1]``, ... for a list) and ``initial_state[k]``.
     """
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64)
+    many = isinstance(x, (list, tuple))
+    x = [np.array(a, dtype=np.float64) for a in x] if many else np.array(x, dtype=np.float64)
     states = None if initial_state is None else [np.array(s, dtype=np.float64) for s in initial_state]
-    kwargs = {} if mask is None else {"mask": mask}
+    kwargs = dict(call_kwargs or {})
+    if mask is not None:
+        kwargs["mask"] = mask
     if states is not None:
         kwargs["initial_state"] = states
     out = layer(x, training=True, **kwargs)
@@ -223,7 +231,11 @@ def check_layer(layer, x, *, initial_state=None, mask=None, seed: int = 0, eps: 
     dx = layer.backward(upstream if isinstance(out, list) else upstream[0])
     wrt = {w.path: w.value for w in layer.weights}
     analytic = dict(zip(wrt, layer.grads))
-    wrt["x"], analytic["x"] = x, dx
+    if many:
+        for k, (a, g) in enumerate(zip(x, dx)):
+            wrt[f"x[{k}]"], analytic[f"x[{k}]"] = a, np.zeros_like(a) if g is None else g
+    else:
+        wrt["x"], analytic["x"] = x, dx
     if states is not None:
         for k, (s, g) in enumerate(zip(states, layer.initial_state_grads)):
             wrt[f"initial_state[{k}]"], analytic[f"initial_state[{k}]"] = s, g

@@ -8,11 +8,15 @@ import re
 
 from .base import LAYERS, Layer, Weight
 from .core import Dense, Dropout, Embedding, Masking
+from .input_layer import Input, InputLayer
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .cell_variants import LayerNormLSTMCell, PeepholeLSTMCell
 from .recurrent import GRU, LSTM, SimpleRNN
 from .rnn import RNN, RNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+from .attention import AdditiveAttention, Attention
 
 serialize, deserialize = LAYERS.serialize, LAYERS.deserialize
 
@@ -48,10 +52,12 @@ def recurrent_layer(kind: str, units: int, *, argument: str = "cell", **kwargs) 
     return RNN(cell(units), **kwargs)
 
 
-__all__ = ["Layer", "Weight", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
+__all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Dropout", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN",
            "RNN", "RNNCell", "StackedRNNCells", "LSTMCell", "GRUCell", "SimpleRNNCell",
            "PeepholeLSTMCell", "LayerNormLSTMCell",
-           "Bidirectional", "TimeDistributed", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
+           "Bidirectional", "TimeDistributed",
+           "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract",
+           "BatchNormalization", "LayerNormalization", "AdditiveAttention", "Attention", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
 
 # Convolution, pooling, reshaping, Activation and SpatialDropout1D (one block, so other additions merge cleanly).
 from .conv import Conv1D  # noqa: E402

@@ -44,6 +44,7 @@ from .. import backend
 from ..registry import Registry
 from ..backend import unique_name
 from . import initializers as inits
+from . import symbolic, tape
 from . import regularizers as regs
 from ._config import check_arguments, check_shape_argument
 
@@ -207,16 +208,48 @@ class Layer:
     def compute_mask(self, inputs, mask):
         return mask
 
-    def __call__(self, x, training: bool = False, mask=None, **kwargs):
+    def __call__(self, x, training=None, mask=None, **kwargs):
+        """Run the layer on ``x`` (an array, or a list for layers of several inputs).
+
+        On symbolic tensors (``Input(...)`` and what layers return from them) nothing is computed: the call
+        becomes a node of a graph (see :mod:`lstmlab.layers.symbolic`). Inside a model's call it is recorded
+        on the model's tape (:mod:`lstmlab.layers.tape`), and ``training=None`` means the model's own mode.
+        """
+        if symbolic.any_symbolic(x, kwargs):
+            return symbolic.symbolic_call(self, x, mask, kwargs)
+        recording = tape.current()
+        if recording is not None:
+            return recording.call(self, x, training, mask, kwargs, self._run)
+        return self._run(x, bool(training), mask, kwargs)
+
+    def _run(self, x, training, mask, kwargs):
+        training = bool(training)
         with self._one_training_thread("a training call") if training else contextlib.nullcontext():
             if not self.built:
                 self.build(self._input_shape_of(x))
                 self.built = True
-            self._called_training = bool(training)
+            self._called_training = training
             self._called_in = _this_thread()  # whose cache the next backward() would use
             out = self.forward(x, training=training, mask=mask, **kwargs)
             self.output_mask = self.compute_mask(x, mask)
             return out
+
+    # -- one cache per call ------------------------------------------------
+    def _sublayers(self) -> list:
+        """Layers this one calls inside its own forward (a wrapper's), whose caches belong to its calls."""
+        inner = getattr(self, "_inner", None)
+        return list(inner()) if inner is not None else []
+
+    def _call_state(self):
+        """What ``backward`` needs from the last call: saved per call, so a layer called twice trains right."""
+        d = self.__dict__
+        return (d.get("_cache"), d.get("_called_training"), d.get("_called_in"), d.get("output_mask"),
+                [sub._call_state() for sub in self._sublayers()])
+
+    def _restore_call_state(self, state) -> None:
+        self._cache, self._called_training, self._called_in, self.output_mask, subs = state
+        for sub, s in zip(self._sublayers(), subs):
+            sub._restore_call_state(s)
 
     @contextlib.contextmanager
     def _one_training_thread(self, what: str):

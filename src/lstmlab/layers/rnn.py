@@ -260,7 +260,7 @@ class RNN(Layer):
         return None
 
     # -- calling -----------------------------------------------------------
-    def __call__(self, x, training=False, mask=None, initial_state=None):
+    def __call__(self, x, training=None, mask=None, initial_state=None):
         return super().__call__(x, training=training, mask=mask, initial_state=initial_state)
 
     def _dropout_masks(self, B, D, training):

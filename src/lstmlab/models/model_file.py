@@ -107,19 +107,27 @@ class ModelFile:
         """The ``model_class`` model the config describes, its weights taken from the file (checked, never
         initialized)."""
         config = self.json("config", dict)
+        if getattr(model_class, "__name__", "") != "Sequential":
+            with self.about("config"), weights_from(self._weight_from_file):
+                model = model_class.from_config(config)
+            self.check_weight_order(model)
+            self.check_all_used("weights/", "a weight")
+            return model
         with self.about("config"):
-            unknown = sorted(set(config) - {"name", "layers", "build_input_shape"})
+            unknown = sorted(set(config) - {"name", "layers", "build_input_shape", "trainable"})
             if unknown:
-                raise ValueError(f"unknown key {unknown[0]!r}; expected name, layers, build_input_shape")
+                raise ValueError(f"unknown key {unknown[0]!r}; expected name, layers, build_input_shape, trainable")
             if not isinstance(config.get("layers"), list):
                 raise ValueError(f"layers: expected a list of layers, got {config.get('layers')!r:.80}")
             if config.get("name") is not None and not isinstance(config["name"], str):
                 raise ValueError(f"name: expected a string, got {config['name']!r}")
+            if not isinstance(config.get("trainable", True), bool):
+                raise ValueError(f"trainable: expected true or false, got {config['trainable']!r}")
             shape = config.get("build_input_shape")
             if shape is not None:
                 check_shape_argument("build_input_shape", shape)
         with weights_from(self._weight_from_file):
-            model = model_class(name=config.get("name"))
+            model = model_class(name=config.get("name"), trainable=config.get("trainable", True))
             for k, spec in enumerate(config["layers"]):
                 kind = spec.get("class_name") if isinstance(spec, dict) else None
                 with self.about(f"config.layers[{k}]" + (f" ({kind})" if isinstance(kind, str) else "")):
@@ -181,12 +189,21 @@ class ModelFile:
         with self.about("compile.optimizer"):
             optimizer = OPTIMIZERS.get(cc["optimizer"], argument="")
         with self.about("compile.loss"):
-            loss = None if cc["loss"] is None else LOSSES.get(cc["loss"], argument="")
+            if isinstance(cc["loss"], list):
+                loss = [None if l is None else LOSSES.get(l, argument="") for l in cc["loss"]]
+            else:
+                loss = None if cc["loss"] is None else LOSSES.get(cc["loss"], argument="")
+        weights = cc.get("loss_weights")
+        with self.about("compile.loss_weights"):
+            if weights is not None and (not isinstance(weights, list) or not all(
+                    isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
+                raise ValueError(f"expected a list of numbers, got {weights!r:.80}")
         with self.about("compile.metrics"):
             if not isinstance(cc["metrics"], list):
                 raise ValueError(f"expected a list, got {cc['metrics']!r:.80}")
         with self.about("compile"):
-            model.compile(optimizer=optimizer, loss=loss, metrics=cc["metrics"])
+            model.compile(optimizer=optimizer, loss=loss, metrics=cc["metrics"] or None,
+                          loss_weights=weights if weights and len(weights) > 1 else None)
         model._train_seed = self.integer("train_seed")
         opt = model.optimizer
         opt.iterations = self.integer("optimizer_iterations")

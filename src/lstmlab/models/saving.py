@@ -26,7 +26,7 @@ from .model_file import ModelFile
 FORMAT = "lstmlab.model"
 FORMAT_VERSION = "1"
 MODELS = Registry("model")  # the model classes a file can hold; each registers itself where it is defined
-FILE_MODEL = "Sequential"  # format version 1 holds the config of this model class
+FILE_MODEL = "Sequential"  # the model class of files that do not name one (``model_class``)
 
 
 def model_to_tensors(model, include_optimizer: bool = True) -> tuple[dict, dict]:
@@ -36,6 +36,7 @@ def model_to_tensors(model, include_optimizer: bool = True) -> tuple[dict, dict]
         "format_version": FORMAT_VERSION,
         "config": json.dumps(model.get_config()),
         "weight_order": json.dumps([w.path for w in model.weights]),
+        "model_class": MODELS.serialize(model)["class_name"],
     }
     for layer in model.layers:
         for sub in getattr(layer, "_inner", lambda: [layer])():
@@ -103,7 +104,11 @@ def load_model_with_metadata(path, compile: bool = True):
     (empty when none was), which the reader has checked to be a JSON object."""
     path = os.fspath(path)
     file = ModelFile(path, *read_model_file(path))
-    model = file.build(MODELS.lookup(FILE_MODEL))
+    try:
+        model_class = MODELS.lookup(file.meta.get("model_class", FILE_MODEL), argument="")
+    except ValueError as exc:
+        raise ModelFileError(path, "model_class", str(exc)) from None
+    model = file.build(model_class)
     file.restore_states(model)
     if compile and "compile" in file.meta:
         file.compile(model)

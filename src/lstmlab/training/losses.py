@@ -49,6 +49,19 @@ def _dense_targets(y, y_pred):
     return y.astype(y_pred.dtype, copy=False)
 
 
+def sample_weights(sample_weight, shape: tuple, dtype) -> np.ndarray:
+    """``sample_weight`` broadcast over the positions of a loss of ``shape``, as Keras lines ranks up."""
+    sw = as_float_array("sample_weight", np.asarray(sample_weight, np.float64)).astype(dtype, copy=False)
+    if sw.ndim == len(shape) + 1 and sw.shape[-1] == 1:
+        sw = sw[..., 0]
+    sw = sw.reshape(sw.shape + (1,) * (len(shape) - sw.ndim))
+    try:
+        return np.broadcast_to(sw, shape)
+    except ValueError:
+        raise ValueError(f"sample_weight: expected one weight per sample (or per position), of shape "
+                         f"{shape[:1]} or {shape}, got {np.shape(sample_weight)}") from None
+
+
 class Loss:
     """Base: subclasses implement ``per_position(y, y_pred) -> (l, dl)``."""
 
@@ -61,16 +74,28 @@ class Loss:
     def prepare_targets(self, y, y_pred):
         return _labels(y, y_pred, y_pred.shape[-1]) if self.sparse_targets else _dense_targets(y, y_pred)
 
-    def __call__(self, y, y_pred, mask=None):
-        """Return ``(loss, dloss/dy_pred)`` for a batch."""
+    def __call__(self, y, y_pred, mask=None, sample_weight=None):
+        """Return ``(loss, dloss/dy_pred)`` for a batch.
+
+        Keras's ``sum_over_batch_size`` with its mask rule: each position's loss times its weight, summed and
+        divided by the number of positions, where a mask gives the valid positions the weight
+        ``positions / valid`` (so a masked batch averages over its valid positions) and ``sample_weight``
+        (one per sample, or one per position) multiplies in.
+        """
         y_pred = np.asarray(y_pred)
         y = self.prepare_targets(y, y_pred)
         l, dl = self.per_position(y, y_pred)  # l: y_pred.shape[:-1], dl: y_pred.shape
-        w = np.ones(l.shape, y_pred.dtype) if mask is None else np.asarray(mask, y_pred.dtype).reshape(l.shape)
-        total = w.sum()
-        if total == 0:
+        n = l.size
+        if n == 0:
             return 0.0, np.zeros_like(y_pred)
-        return float((l * w).sum() / total), (dl * (w / total)[..., None]).astype(y_pred.dtype, copy=False)
+        w = np.ones(l.shape, y_pred.dtype)
+        if mask is not None:
+            m = np.asarray(mask, y_pred.dtype).reshape(l.shape)
+            valid = m.sum()
+            w = m * (n / valid) if valid else np.zeros_like(m)
+        if sample_weight is not None:
+            w = w * sample_weights(sample_weight, l.shape, y_pred.dtype)
+        return float((l * w).sum() / n), (dl * (w / n)[..., None]).astype(y_pred.dtype, copy=False)
 
     def get_config(self) -> dict:
         return {"from_logits": self.from_logits}
