@@ -58,3 +58,12 @@ __all__ = ["Layer", "Weight", "Input", "InputLayer", "Dense", "Dropout", "Embedd
            "Bidirectional", "TimeDistributed",
            "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract",
            "BatchNormalization", "LayerNormalization", "AdditiveAttention", "Attention", "LAYERS", "serialize", "deserialize", "cell_kinds", "recurrent_layer"]
+
+# Convolution, pooling, reshaping, Activation and SpatialDropout1D (one block, so other additions merge cleanly).
+from .conv import Conv1D  # noqa: E402
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D  # noqa: E402
+from .reshaping import Flatten, RepeatVector, Reshape  # noqa: E402
+from .activation_layers import Activation, SpatialDropout1D  # noqa: E402
+
+__all__ += ["Conv1D", "MaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten", "Reshape",
+            "RepeatVector", "Activation", "SpatialDropout1D"]
