@@ -91,12 +91,6 @@ NOT_RUNNABLE = {
 
 # What each lstmlab run stops on today (its first error; the report lists every API each needs).
 NOT_YET_IN_LSTMLAB = {
-    "lstm_character_level_text_generation.py": "AttributeError: module 'lstmlab' has no attribute 'Input'",
-    "lstm_text_generation.py": "ModuleNotFoundError: No module named 'lstmlab.utils'",
-    "bidirectional_lstm_imdb.py": "AttributeError: module 'lstmlab' has no attribute 'Input'",
-    "imdb_bidirectional_lstm.py": "ModuleNotFoundError: No module named 'lstmlab.preprocessing'",
-    "working_with_rnns.py": "AttributeError: module 'lstmlab.layers' has no attribute 'Input'",
-    "lstm_seq2seq.py": "AttributeError: module 'lstmlab' has no attribute 'Input'",
 }
 
 

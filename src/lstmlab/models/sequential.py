@@ -6,6 +6,8 @@ import numpy as np
 from .. import backend
 from ..functional._validate import internal_activations
 from ..layers import LAYERS, Dense, Layer
+from ..layers.input_layer import InputLayer
+from ..layers.symbolic import KerasTensor
 from ..training import losses as L
 from ._arguments import as_samples
 from .model import Model
@@ -30,6 +32,14 @@ class Sequential(Model):
 
     # -- structure ---------------------------------------------------------
     def add(self, layer: Layer) -> None:
+        """Append a layer; ``Input(shape)`` (or an ``InputLayer``) first fixes the input shape, as in Keras 3."""
+        if isinstance(layer, KerasTensor) and isinstance(layer._keras_history[0], InputLayer):
+            layer = layer._keras_history[0]
+        if isinstance(layer, InputLayer):
+            if self.layers:
+                raise ValueError("layer: an Input() can only be the first entry of a Sequential model")
+            self._declared_input_shape = tuple(layer.batch_shape)
+            return
         if not isinstance(layer, Layer):
             raise ValueError(f"layer: expected an lstmlab layer, got {type(layer).__name__}")
         if any(l.name == layer.name for l in self.layers):
@@ -38,8 +48,8 @@ class Sequential(Model):
             raise ValueError(f"layer: {layer.name!r} has return_state=True; a Sequential model passes one tensor "
                              "between layers (call the layer directly to get its states)")
         self.layers.append(layer)
-        if len(self.layers) == 1 and layer.batch_input_shape is not None:
-            self.build(layer.batch_input_shape)
+        if len(self.layers) == 1 and (layer.batch_input_shape is not None or self._declared_input_shape is not None):
+            self.build(layer.batch_input_shape if layer.batch_input_shape is not None else self._declared_input_shape)
         elif self.built:
             self.build(self._declared_input_shape)
 
