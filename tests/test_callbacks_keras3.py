@@ -52,7 +52,7 @@ def test_scheduler_with_one_argument_and_numpy_floats(capsys):
     x, y = linear_data()
     m = dense_model()
     history = m.fit(x, y, epochs=3, batch_size=6, verbose=0,
-                    callbacks=[C.LearningRateScheduler(lambda epoch: np.float32(0.01 * (epoch + 1)), verbose=1)])
+                    callbacks=[C.LearningRateScheduler(lambda epoch: np.float64(0.01 * (epoch + 1)), verbose=1)])
     assert history.history["learning_rate"] == pytest.approx([0.01, 0.02, 0.03])
     assert "Epoch 3: LearningRateScheduler setting learning rate to 0.03" in capsys.readouterr().out
 
