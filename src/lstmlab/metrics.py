@@ -1,4 +1,6 @@
-"""Keras's ``keras.metrics`` layout: ``from lstmlab.metrics import BinaryAccuracy``."""
-from .training.metrics import (BinaryAccuracy, CategoricalAccuracy, Metric, SparseCategoricalAccuracy, get)
+"""Keras's ``keras.metrics`` layout: ``from lstmlab.metrics import AUC``."""
+from .training.metrics import (AUC, BinaryAccuracy, CategoricalAccuracy, Metric, Precision, Recall,
+                               SparseCategoricalAccuracy, SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy, get)
 
-__all__ = ["BinaryAccuracy", "CategoricalAccuracy", "Metric", "SparseCategoricalAccuracy", "get"]
+__all__ = ["AUC", "BinaryAccuracy", "CategoricalAccuracy", "Metric", "Precision", "Recall", "SparseCategoricalAccuracy",
+           "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get"]

@@ -23,13 +23,21 @@ class _CellLayer(RNN):
     """An RNN layer built from its cell's arguments; subclasses set ``cell_class``."""
 
     cell_class = None
+    takes_implementation = False  # LSTM and GRU accept Keras's `implementation`
 
     def __init__(self, units: int, **kwargs):
         rnn_args = {k: kwargs.pop(k) for k in _RNN_ARGS if k in kwargs}
         layer_args = {k: kwargs.pop(k) for k in _LAYER_ARGS if k in kwargs}
+        implementation = kwargs.pop("implementation", 2) if self.takes_implementation else None
         cell = self.cell_class(units, dtype=layer_args.get("dtype"), **kwargs)
         super().__init__(cell, **rnn_args, **layer_args)
         cell.name = f"{self.name}_cell"
+        if self.takes_implementation:
+            # Keras's choice between fused (2) and per-gate (1) products; one fused matrix here either way, so it
+            # changes nothing. Kept as Keras keeps it: an attribute, set to 1 by recurrent dropout, not in the config.
+            if isinstance(implementation, bool) or implementation not in (1, 2):
+                raise ValueError(f"implementation: expected 1 or 2, got {implementation!r}")
+            self.implementation = 1 if getattr(cell, "recurrent_dropout", 0) else implementation
 
     def __getattr__(self, name):
         # Only called when normal lookup fails: the cell's attributes (units, activation, kernel, ...).
@@ -50,7 +58,8 @@ class _CellLayer(RNN):
         if not isinstance(config, dict):
             raise ValueError(f"expected a JSON object of arguments for {cls.__name__}, got {type(config).__name__}")
         layer_part = {k: v for k, v in config.items() if k in _RNN_ARGS or k in _LAYER_ARGS}
-        check_arguments(cls.cell_class, {k: v for k, v in config.items() if k not in layer_part})
+        own = ("implementation",) if cls.takes_implementation else ()  # in Keras 2 files' configs
+        check_arguments(cls.cell_class, {k: v for k, v in config.items() if k not in layer_part and k not in own})
         check_base_arguments(layer_part)
         config = dict(config)
         if config.get("batch_input_shape") is not None:
@@ -69,6 +78,7 @@ class LSTM(_CellLayer):
     """
 
     cell_class = LSTMCell
+    takes_implementation = True
 
 
 @LAYERS.register
@@ -78,6 +88,7 @@ class GRU(_CellLayer):
     bias (3*units,)."""
 
     cell_class = GRUCell
+    takes_implementation = True
 
 
 @LAYERS.register

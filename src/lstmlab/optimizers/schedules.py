@@ -1,4 +1,6 @@
-"""Keras's ``keras.optimizers.schedules`` layout: ``from lstmlab.optimizers.schedules import ExponentialDecay``."""
-from ..training.optimizers import ExponentialDecay, LearningRateSchedule, StepDecay
+"""Keras's ``keras.optimizers.schedules`` layout: ``from lstmlab.optimizers.schedules import CosineDecay``."""
+from ..training.schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule, PiecewiseConstantDecay,
+                                  StepDecay, deserialize, get, serialize)
 
-__all__ = ["ExponentialDecay", "LearningRateSchedule", "StepDecay"]
+__all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "PiecewiseConstantDecay", "StepDecay",
+           "deserialize", "get", "serialize"]

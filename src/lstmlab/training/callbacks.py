@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import os
+import warnings
 
 import numpy as np
+
+# Metrics that are better when larger: mode="auto" maximizes a monitored name containing one of these.
+_UP = ("acc", "auc", "precision", "recall")
 
 
 class Callback:
@@ -36,7 +41,7 @@ class _Monitor(Callback):
             raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
         self.monitor = monitor
         if mode == "auto":
-            mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+            mode = "max" if any(up in monitor for up in _UP) else "min"
         self.mode = mode
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if mode == "min" else -math.inf
@@ -92,32 +97,130 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model (atomically) after each epoch, or only when ``monitor`` improved.
+    """Save the model (``model.save``) or its weights (``model.save_weights``) during training, as Keras 3 does.
 
-    ``filepath`` may contain ``{epoch}`` and any logged key, e.g.
-    ``"ckpt-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+    Parameters
+    ----------
+    filepath : str or path
+        May contain format fields filled from ``epoch`` (1-based), ``batch`` (with an integer ``save_freq``)
+        and any logged key: ``"ckpt-{epoch:02d}-{val_loss:.3f}.keras"``. It must end in ``.keras`` (or
+        Keras's legacy ``.h5``) with ``save_weights_only=False`` and in ``.weights.h5`` with
+        ``save_weights_only=True``, as Keras 3 requires; our native ``.safetensors`` is accepted for both.
+    monitor, mode : str
+        The logged value compared with ``save_best_only``, and whether lower (``"min"``) or higher is better.
+    save_best_only : bool
+        Save only when ``monitor`` improved on the best value so far (and on ``initial_value_threshold``).
+    save_freq : "epoch" or int
+        Save at each epoch end, or after every ``save_freq`` batches.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto"):
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode)
-        self.filepath, self.verbose = str(filepath), verbose
-        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.filepath, self.verbose = os.fspath(filepath), verbose
+        self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"save_freq: expected 'epoch' or a positive integer (batches), got {save_freq!r}")
+        self.save_freq = save_freq
+        if save_weights_only and not self.filepath.endswith((".weights.h5", ".safetensors")):
+            raise ValueError("filepath: with save_weights_only=True it must end in '.weights.h5' (Keras's weights "
+                             f"format) or '.safetensors', got {self.filepath!r}")
+        if not save_weights_only and not self.filepath.endswith((".keras", ".h5", ".safetensors")):
+            raise ValueError("filepath: it must end in '.keras' (Keras's model format) or '.safetensors', "
+                             f"got {self.filepath!r}")
+        self.initial_value_threshold = initial_value_threshold
+        if initial_value_threshold is not None:
+            self.best = float(initial_value_threshold)
+        self._epoch, self._batches_since_save = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1  # counted across epochs, as Keras counts them
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            self._save(self._epoch, batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def _path(self, epoch, batch, logs):
+        fields = {"epoch": epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs}
+        try:
+            return self.filepath.format(**fields)
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"filepath: the field {e} of {self.filepath!r} is not among epoch"
+                             f"{', batch' if batch is not None else ''} and the logged values {sorted(logs)}") from None
+
+    def _save(self, epoch, batch, logs):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self._path(epoch, batch, logs)
         if self.save_best_only:
-            value = self._value(logs)
-            if not self._improved(value):
-                return
-            if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {value:.5f}, saving model to {path}")
-            self.best = value
+            if self.monitor not in logs:
+                warnings.warn(f"Can save best model only with {self.monitor} available, saving anyway.",
+                              stacklevel=2)
+            else:
+                value = float(logs[self.monitor])
+                if not self._improved(value):
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                    return
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {value:.5f}, "
+                          f"saving model to {path}")
+                self.best = value
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
             self.model.save(path)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at each epoch's start to ``schedule(epoch, lr)``, as Keras 3 does.
+
+    ``epoch`` is 0-based and ``lr`` the current rate; a ``schedule(epoch)`` of one argument works too
+    (Keras's older form). The rate in use is logged as ``"learning_rate"`` at each epoch's end.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        if not callable(schedule):
+            raise ValueError(f"schedule: expected a function (epoch, lr) -> lr, got {type(schedule).__name__}")
+        self.schedule, self.verbose = schedule, verbose
+        self._takes_lr = _accepts_two_arguments(schedule)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = opt.current_learning_rate()
+        new = self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
+        if isinstance(new, (bool, np.bool_)) or not isinstance(new, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(new) or new <= 0:
+            raise ValueError(f"schedule: expected it to return a positive number (the learning rate for epoch "
+                             f"{epoch}), got {new!r}")
+        opt.learning_rate = float(new)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {new}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.current_learning_rate())
+
+
+def _accepts_two_arguments(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: Keras's current form
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2
 
 
 class CSVLogger(Callback):

@@ -7,11 +7,23 @@ With ``g`` the (clipped) gradient, ``lr`` the learning rate at this step and
     RMSprop   a = rho*a + (1-rho)*g^2; w -= lr*g / sqrt(a + eps)      (centered: a - mean(g)^2)
     Adagrad   a += g^2;                w -= lr*g / sqrt(a + eps)      (a starts at 0.1)
     Adam      m += (1-b1)(g - m);  v += (1-b2)(g^2 - v)
-              w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+              w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)   (amsgrad: v -> v_hat = max(v_hat, v))
+    AdamW     w -= lr*weight_decay*w, then Adam              (decoupled weight decay, Loshchilov & Hutter)
+    Nadam     m, v as Adam;  u_s = b1*(1 - 0.5*0.96^s),  U_t = u_1*...*u_t
+              m_hat = u_{t+1}*m / (1 - U_{t+1}) + (1 - u_t)*g / (1 - U_t);  v_hat = v / (1 - b2^t)
+              w -= lr * m_hat / (sqrt(v_hat) + eps)
+    Adamax    m += (1-b1)(g - m);  u = max(b2*u, |g|)
+              w -= lr * m / ((1 - b1^t) * (u + eps))
 
-Gradient clipping, at most one of: ``clipnorm`` (each gradient's L2 norm),
-``global_clipnorm`` (the norm of all gradients together), ``clipvalue``
-(each element).
+Before the update, as Keras's base optimizer does: gradient clipping, at most
+one of ``clipnorm`` (each gradient's L2 norm), ``global_clipnorm`` (the norm of
+all gradients together), ``clipvalue`` (each element); then, with
+``weight_decay`` set (any optimizer; AdamW defaults to 0.004),
+``w -= lr * weight_decay * w``.
+
+Slots (``optimizer.slots[slot][weight path]``, saved in model files) hold the
+per-weight state; anything else an update needs (Nadam's ``U_t``) is a function
+of ``iterations``, which is saved too, so a restored optimizer continues exactly.
 """
 from __future__ import annotations
 
@@ -20,69 +32,21 @@ import math
 import numpy as np
 
 from ..registry import Registry
-
-
-def _number(name, v, *, low=0.0, strict=False, high=None):
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    ok = ok and (v > low if strict else v >= low) and (high is None or v < high)
-    if not ok:
-        bound = f"> {low}" if strict else f">= {low}"
-        bound += f" and < {high}" if high is not None else ""
-        raise ValueError(f"{name}: expected a number {bound}, got {v!r}")
-    return float(v)
-
-
-class LearningRateSchedule:
-    def __call__(self, step: int) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-SCHEDULES = Registry("learning-rate schedule", LearningRateSchedule)
-
-
-@SCHEDULES.register
-class ExponentialDecay(LearningRateSchedule):
-    """``lr = initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored step with ``staircase``)."""
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
-        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate, strict=True)
-        self.decay_steps = _number("decay_steps", decay_steps, strict=True)
-        self.decay_rate = _number("decay_rate", decay_rate, strict=True)
-        self.staircase = bool(staircase)
-
-    def __call__(self, step):
-        p = step / self.decay_steps
-        return self.initial_learning_rate * self.decay_rate ** (math.floor(p) if self.staircase else p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
-
-
-@SCHEDULES.register
-class StepDecay(ExponentialDecay):
-    """Step decay: multiply by ``decay_rate`` every ``decay_steps`` steps (staircase exponential decay)."""
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float = 0.5):
-        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase=True)
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("staircase")
-        return config
+from .schedules import SCHEDULES, ExponentialDecay, LearningRateSchedule, StepDecay, _number
 
 
 class Optimizer:
     name = "optimizer"
     slot_names: tuple = ()
 
-    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, weight_decay=None):
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("clipnorm, clipvalue, global_clipnorm: expected at most one of them, got "
                              f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
         self.clipnorm = None if clipnorm is None else _number("clipnorm", clipnorm, strict=True)
         self.clipvalue = None if clipvalue is None else _number("clipvalue", clipvalue, strict=True)
         self.global_clipnorm = None if global_clipnorm is None else _number("global_clipnorm", global_clipnorm, strict=True)
+        self.weight_decay = None if weight_decay is None else _number("weight_decay", weight_decay)
         self.learning_rate = learning_rate
         self.iterations = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {s: {} for s in self.slot_names}
@@ -121,6 +85,9 @@ class Optimizer:
         """One update of ``weights`` (live :class:`~lstmlab.layers.Weight` objects) in place."""
         grads = self.clip([np.asarray(g) for g in grads])
         lr = self.current_learning_rate()
+        if self.weight_decay:
+            for w in weights:  # decoupled decay, before the update, at this step's rate (Keras's order)
+                w.value -= w.value * (self.weight_decay * lr)
         for w, g in zip(weights, grads):
             slots = {}
             for s in self.slot_names:
@@ -141,7 +108,7 @@ class Optimizer:
         if isinstance(lr, LearningRateSchedule):
             lr = SCHEDULES.serialize(lr)
         return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm}
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
 
 
 OPTIMIZERS = Registry("optimizer", Optimizer, ignore_case=True)  # Keras matches optimizer names in any case
@@ -236,7 +203,90 @@ class Adagrad(Optimizer):
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, **kwargs):
+        self.beta_1 = _number("beta_1", beta_1, high=1.0)
+        self.beta_2 = _number("beta_2", beta_2, high=1.0)
+        self.epsilon = _number("epsilon", epsilon)
+        self.amsgrad = bool(amsgrad)
+        self.slot_names = ("m", "v") + (("v_hat",) if self.amsgrad else ())
+        super().__init__(learning_rate, **kwargs)
+
+    def _update(self, w, g, lr, slots):
+        t = self.iterations + 1
+        alpha = lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)  # bias correction folded into the step
+        m, v = slots["m"], slots["v"]
+        m += (1 - self.beta_1) * (g - m)
+        v += (1 - self.beta_2) * (g * g - v)
+        if self.amsgrad:  # the largest second moment so far: steps never grow back (Reddi et al., 2018)
+            np.maximum(slots["v_hat"], v, out=slots["v_hat"])
+            v = slots["v_hat"]
+        w -= alpha * m / (np.sqrt(v) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w -= lr * weight_decay * w`` before each Adam step (Keras's defaults)."""
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs):
+        if weight_decay is None:
+            raise ValueError("weight_decay: expected a number >= 0.0 for AdamW, got None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
+
+
+@OPTIMIZERS.register("nadam")
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Dozat, 2016), with Keras's momentum schedule ``u_s = b1*(1 - 0.5*0.96^s)``."""
+
+    name = "nadam"
     slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 **kwargs):
+        self.beta_1 = _number("beta_1", beta_1, high=1.0)
+        self.beta_2 = _number("beta_2", beta_2, high=1.0)
+        self.epsilon = _number("epsilon", epsilon)
+        self._products = [1.0]  # _products[t] = U_t = u_1 * ... * u_t, grown on demand
+        super().__init__(learning_rate, **kwargs)
+
+    def _u(self, s: int) -> float:
+        return self.beta_1 * (1.0 - 0.5 * 0.96**s)
+
+    def _u_product(self, t: int) -> float:
+        while len(self._products) <= t:  # a pure function of t, so restoring `iterations` restores it
+            self._products.append(self._products[-1] * self._u(len(self._products)))
+        return self._products[t]
+
+    def _update(self, w, g, lr, slots):
+        t = self.iterations + 1
+        u_t, u_next = self._u(t), self._u(t + 1)
+        prod_t, prod_next = self._u_product(t), self._u_product(t + 1)
+        m, v = slots["m"], slots["v"]
+        m += (1 - self.beta_1) * (g - m)
+        v += (1 - self.beta_2) * (g * g - v)
+        # The Nesterov look-ahead: next step's momentum on m plus this step's share of the raw gradient.
+        m_hat = (u_next / (1 - prod_next)) * m + ((1 - u_t) / (1 - prod_t)) * g
+        v_hat = v / (1 - self.beta_2**t)
+        w -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register("adamax")
+class Adamax(Optimizer):
+    """Adam with the infinity norm in place of the second moment (Kingma & Ba, section 7.1)."""
+
+    name = "adamax"
+    slot_names = ("m", "u")
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  **kwargs):
@@ -247,14 +297,16 @@ class Adam(Optimizer):
 
     def _update(self, w, g, lr, slots):
         t = self.iterations + 1
-        alpha = lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)  # bias correction folded into the step
-        m, v = slots["m"], slots["v"]
+        m, u = slots["m"], slots["u"]
         m += (1 - self.beta_1) * (g - m)
-        v += (1 - self.beta_2) * (g * g - v)
-        w -= alpha * m / (np.sqrt(v) + self.epsilon)
+        np.maximum(self.beta_2 * u, np.abs(g), out=u)  # an exponentially weighted infinity norm: no bias to correct
+        w -= (lr / (1 - self.beta_1**t)) * m / (u + self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 get, serialize, deserialize = OPTIMIZERS.get, OPTIMIZERS.serialize, OPTIMIZERS.deserialize
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "ExponentialDecay", "LearningRateSchedule", "Nadam",
+           "OPTIMIZERS", "Optimizer", "RMSprop", "SCHEDULES", "StepDecay", "deserialize", "get", "serialize"]
