@@ -151,7 +151,7 @@ def edit_compile(data, edit):
 @pytest.mark.parametrize("edit,field", [
     (lambda cc: cc["optimizer"]["config"].update(learning_rate=-1), "learning_rate"),
     (lambda cc: cc["optimizer"]["config"].update(beta_3=0.5), "beta_3"),
-    (lambda cc: cc["optimizer"].update(class_name="adamw"), "adamw"),
+    (lambda cc: cc["optimizer"].update(class_name="adadelta"), "adadelta"),
     (lambda cc: cc["optimizer"]["config"].update(learning_rate={"class_name": "Nope", "config": {}}), "Nope"),
     (lambda cc: cc["optimizer"]["config"].update(learning_rate={"class_name": "ExponentialDecay",
                                                                 "config": {"decay_steps": 3}}), "initial_learning_rate"),

@@ -135,3 +135,15 @@ def test_multi_output_losses_weights_and_logs():
     assert logs["loss"] == pytest.approx(logs["per_step_loss"] + 0.5 * logs["final_loss"], rel=1e-6)
     with pytest.raises(ValueError, match=r"^loss: no output named 'nope'; the outputs are per_step, final$"):
         model.compile("sgd", {"nope": "mse"})
+
+
+def test_a_configured_metric_instance_survives_save_and_load(tmp_path):
+    m = lstmlab.Sequential([layers.LSTM(2), layers.Dense(1, activation="sigmoid")])
+    m.compile("adam", "binary_crossentropy", metrics=[lstmlab.metrics.AUC(curve="PR", name="pr"), "accuracy"])
+    x = np.random.default_rng(0).normal(size=(8, 3, 2))
+    y = (np.arange(8) % 2).reshape(8, 1)
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save(tmp_path / "m.safetensors")
+    again = lstmlab.load_model(tmp_path / "m.safetensors")
+    assert again.evaluate(x, y, return_dict=True) == m.evaluate(x, y, return_dict=True)
+    assert again.metrics[0][0].curve == "PR"

@@ -84,8 +84,9 @@ def test_every_built_in_layer_round_trips(name):
 
 
 def test_every_schedule_and_metric_name_resolves():
+    examples = {"PiecewiseConstantDecay": ([10, 20], [0.1, 0.05, 0.01])}
     for name, cls in O.SCHEDULES.items():
-        schedule = cls(0.1, 10, 0.5)
+        schedule = cls(*examples.get(cls.__name__, (0.1, 10, 0.5)))
         opt = O.get({"class_name": "SGD", "config": {"learning_rate": O.SCHEDULES.serialize(schedule)}})
         assert type(opt.learning_rate) is cls
         assert O.get(O.serialize(opt)).get_config() == opt.get_config()

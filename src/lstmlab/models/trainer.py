@@ -101,7 +101,8 @@ class Trainer:
             per = [list(metrics)] + [[] for _ in names[1:]]
         else:
             raise ValueError(f"metrics: expected a list of metric names or Metric instances, got {metrics!r}")
-        per = [[m] if isinstance(m, (str, M.Metric)) else list(m) for m in per]
+        per = [[m] if isinstance(m, (str, M.Metric, dict)) else list(m) for m in per]
+        per = [[M.METRICS.get(m, argument="metrics") if isinstance(m, dict) else m for m in specs] for specs in per]
         for specs in per:
             for m in specs:
                 if not isinstance(m, M.Metric):
@@ -109,10 +110,15 @@ class Trainer:
         return per
 
     def _compile_config(self) -> dict:
-        def name(m):
-            return m if isinstance(m, str) else m.name
+        def spec(m):  # a name as given, or an instance with its configuration (AUC(curve="PR", name="pr"))
+            if isinstance(m, str):
+                return m
+            try:
+                return M.METRICS.serialize(m)
+            except (ValueError, AttributeError, TypeError):
+                return m.name
         losses = [None if l is None else L.serialize(l) for l in self._losses]
-        metrics = [[name(m) for m in specs] for specs in self._metric_specs]
+        metrics = [[spec(m) for m in specs] for specs in self._metric_specs]
         return {"optimizer": O.serialize(self.optimizer), "loss": losses[0] if len(losses) == 1 else losses,
                 "metrics": metrics[0] if len(metrics) == 1 else metrics, "loss_weights": self._loss_weights}
 
