@@ -147,3 +147,18 @@ def test_a_configured_metric_instance_survives_save_and_load(tmp_path):
     again = lstmlab.load_model(tmp_path / "m.safetensors")
     assert again.evaluate(x, y, return_dict=True) == m.evaluate(x, y, return_dict=True)
     assert again.metrics[0][0].curve == "PR"
+
+
+def test_fit_takes_a_timeseries_dataset_and_its_validation_twin():
+    from lstmlab.utils import timeseries_dataset_from_array
+    series = np.sin(np.linspace(0, 20, 300)).astype("float32")[:, None]
+    train = timeseries_dataset_from_array(series[:-10], series[10:], sequence_length=10, batch_size=32)
+    val = timeseries_dataset_from_array(series[200:-10], series[210:], sequence_length=10, batch_size=32)
+    lstmlab.set_random_seed(0)
+    model = lstmlab.Sequential([lstmlab.Input((10, 1)), layers.LSTM(8), layers.Dense(1)])
+    model.compile(lstmlab.optimizers.Adam(0.01), "mse")
+    history = model.fit(train, validation_data=val, epochs=8, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert len(history["val_loss"]) == 8
+    x0, y0 = train[0]
+    np.testing.assert_allclose(model.predict(x0, verbose=0), model.predict(train, verbose=0)[:len(x0)])

@@ -231,3 +231,44 @@ def test_functional_model_saves_and_loads(tmp_path):
     h1 = model.fit(x, y, epochs=1, verbose=0, shuffle=False).history
     h2 = again.fit(x, y, epochs=1, verbose=0, shuffle=False).history
     assert h1 == h2
+
+
+def _masked_attention_graph(api, L, dtype=None):
+    """Token ids -> Embedding(mask_zero) -> LSTM -> self-attention -> masked average -> Dense: the mask travels
+    with the tensors through every call, as in Keras."""
+    kw = {} if dtype is None else {"dtype": dtype}
+    ids = api.Input((None,), dtype="int32", name="ids")
+    e = L.Embedding(7, 4, mask_zero=True, name="emb", **kw)(ids)
+    h = L.LSTM(3, return_sequences=True, name="lstm", **kw)(e)
+    a = L.Attention(name="att", **kw)([h, h])
+    c = L.Concatenate(name="cat", **kw)([h, a])
+    p = L.GlobalAveragePooling1D(name="pool", **kw)(c)
+    return api.Model(ids, L.Dense(2, name="out", **kw)(p))
+
+
+def test_masks_travel_through_a_graph_as_in_keras():
+    keras = pytest.importorskip("keras")
+    ours = _masked_attention_graph(lstmlab, layers)
+    theirs = _masked_attention_graph(keras, keras.layers)
+    for layer in ("emb", "lstm", "out"):
+        theirs.get_layer(layer).set_weights(ours.get_layer(layer).get_weights())
+    ids = np.array([[3, 1, 4, 0, 0], [2, 6, 5, 1, 3], [1, 0, 0, 0, 0]])
+    np.testing.assert_allclose(ours.predict(ids, verbose=0), theirs.predict(ids, verbose=0), atol=1e-5)
+
+
+def test_masked_attention_graph_matches_finite_differences():
+    model = _masked_attention_graph(lstmlab, layers, dtype=F64)
+    ids = np.array([[3, 1, 4, 0], [2, 6, 5, 1]])
+    model(ids)  # build
+    out = model(ids, training=True)
+    upstream = np.random.default_rng(8).normal(size=out.shape)
+    from lstmlab.gradcheck import gradcheck
+
+    def loss():
+        return float(np.sum(upstream * model(ids, training=True)))
+
+    model(ids, training=True)
+    model.backward(upstream)
+    report = gradcheck(loss, {w.path: w.value for w in model.weights}, dict(zip([w.path for w in model.weights],
+                                                                                model.grads)))
+    assert report.ok, report

@@ -46,3 +46,17 @@ def test_readme_keras_examples_print_what_they_show(capsys, tmp_path, monkeypatc
     lstmlab.clear_session()
     exec(compile(training, "README training example", "exec"), {})
     assert capsys.readouterr().out == training_out
+
+
+def test_readme_seed_model_prints_what_keras_prints(monkeypatch):
+    keras = __import__("pytest").importorskip("keras")
+    readme = (ROOT / "README.md").read_text()
+    (_, snippet), (_, shown) = _blocks_after(readme, "## Keras-style models")[:2]
+    assert snippet.startswith("import lstmlab as keras\n")
+    monkeypatch.setenv("COLUMNS", "80")  # the width Keras's table takes in an 80-column terminal
+    lines = []
+    real_summary = keras.Model.summary
+    monkeypatch.setattr(keras.Model, "summary", lambda self, **kw: real_summary(
+        self, print_fn=lambda text, *a, **k: lines.extend(text.rstrip("\n").split("\n")), **kw))
+    exec(compile(snippet.replace("import lstmlab as keras", "import keras"), "README snippet in Keras", "exec"), {})
+    assert "\n".join(lines) + "\n" == shown

@@ -10,5 +10,5 @@ from . import preprocessing, utils  # Keras's module layout: keras.utils, keras.
 
 __all__ = [
     "__version__", "functional", "layers", "backend", "gradcheck", "GradcheckReport", "Sequential", "Model", "Input", "load_model",
-    "callbacks", "initializers", "losses", "metrics", "optimizers", "regularizers", "saving", "set_random_seed", "set_floatx", "clear_session",
+    "callbacks", "initializers", "losses", "metrics", "optimizers", "regularizers", "saving", "utils", "preprocessing", "set_random_seed", "set_floatx", "clear_session",
 ]

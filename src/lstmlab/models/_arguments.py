@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..training.data_adapters import as_samples
+
+__all__ = ["as_samples", "check_batch_size", "check_bool", "check_int", "check_verbose", "require_samples"]
+
 
 def check_batch_size(batch_size) -> int:
     return check_int("batch_size", batch_size, 1)
@@ -33,23 +37,6 @@ def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}: expected True or False, got {value!r}")
     return bool(value)
-
-
-def as_samples(name: str, value) -> np.ndarray:
-    """``value`` as an array of samples: refuses None and ragged nested lists with a message naming ``name``
-    (NumPy's own, "inhomogeneous shape after 1 dimensions", names neither the argument nor the fix)."""
-    if value is None:
-        raise ValueError(f"{name}: expected an array of samples, got None")
-    try:
-        a = np.asarray(value)
-    except ValueError as exc:
-        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
-            raise
-        raise ValueError(f"{name}: expected samples of one shape, got a ragged nested sequence (samples of "
-                         "different lengths); pad them to one length first") from None
-    if a.dtype == object:
-        raise ValueError(f"{name}: expected a numeric array, got an object array (ragged sequences must be padded)")
-    return a
 
 
 def require_samples(name: str, a: np.ndarray) -> None:

@@ -18,7 +18,6 @@ from .. import backend
 from ..functional._validate import internal_activations
 from ..layers import LAYERS, Layer
 from ..layers import tape as tape_mod
-from ..layers.input_layer import InputLayer
 from ..layers.symbolic import KerasTensor, flatten, map_structure
 from . import graph as graph_mod
 from .saving import MODELS

@@ -9,9 +9,10 @@ Accepted, as in Keras 3:
   (it is consumed across epochs: give ``steps_per_epoch`` for an endless one);
 * any other iterable of such batches (a list of batches; iterated afresh each epoch).
 
-Dtypes follow Keras's data adapters: floating arrays become the model's float type (float32 by default),
-booleans become that float type too (Keras promotes them in its ops; one-hot ``bool`` inputs and targets of
-the text-generation examples), integers are kept (token ids, class labels).
+Dtypes follow Keras's data adapters: booleans become the float type (float32 by default; Keras promotes them
+in its ops, e.g. the one-hot ``bool`` inputs and targets of the text-generation examples), integers are kept
+(token ids, class labels), and float64 stays float64 (float32 layers cast it at their input, as Keras does
+before them).
 """
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def _is_py_dataset(x) -> bool:
             and not isinstance(x, (np.ndarray, list, tuple, dict)))
 
 
-def cast_array(name: str, a):
-    """One array as Keras's adapters pass it on: floats and bools to floatx, integers unchanged."""
+def as_samples(name: str, value) -> np.ndarray:
+    """``value`` as an array of samples: refuses None and ragged nested lists with a message naming ``name``
+    (NumPy's own, "inhomogeneous shape after 1 dimensions", names neither the argument nor the fix)."""
+    if value is None:
+        raise ValueError(f"{name}: expected an array of samples, got None")
     try:
-        a = np.asarray(a)
+        a = np.asarray(value)
     except ValueError as exc:
         if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
             raise
@@ -45,7 +49,17 @@ def cast_array(name: str, a):
                          "different lengths); pad them to one length first") from None
     if a.dtype == object:
         raise ValueError(f"{name}: expected a numeric array, got an object array (ragged sequences must be padded)")
-    if a.dtype.kind in "fb" and a.dtype != backend.floatx():
+    return a
+
+
+def cast_array(name: str, a):
+    """One array as Keras's adapters pass it on: bools and half floats to floatx, integers unchanged.
+
+    Keras also casts float64 to floatx here; we keep float64, which float32 layers cast at their input
+    (the same values) and which a float64 model needs to keep its precision.
+    """
+    a = as_samples(name, a)
+    if (a.dtype.kind == "b" or (a.dtype.kind == "f" and a.itemsize < 4)) and a.dtype != backend.floatx():
         a = a.astype(backend.floatx())
     elif a.dtype.kind not in "fbiu":
         raise ValueError(f"{name}: expected a numeric array, got dtype {a.dtype}")

@@ -242,8 +242,22 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
 
 
+class _TwoMoments(Optimizer):
+    """What Nadam and Adamax share: the decay rates of their two moments and epsilon, checked and saved."""
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 **kwargs):
+        self.beta_1 = _number("beta_1", beta_1, high=1.0)
+        self.beta_2 = _number("beta_2", beta_2, high=1.0)
+        self.epsilon = _number("epsilon", epsilon)
+        super().__init__(learning_rate, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
 @OPTIMIZERS.register("nadam")
-class Nadam(Optimizer):
+class Nadam(_TwoMoments):
     """Adam with Nesterov momentum (Dozat, 2016), with Keras's momentum schedule ``u_s = b1*(1 - 0.5*0.96^s)``."""
 
     name = "nadam"
@@ -251,11 +265,8 @@ class Nadam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  **kwargs):
-        self.beta_1 = _number("beta_1", beta_1, high=1.0)
-        self.beta_2 = _number("beta_2", beta_2, high=1.0)
-        self.epsilon = _number("epsilon", epsilon)
         self._products = [1.0]  # _products[t] = U_t = u_1 * ... * u_t, grown on demand
-        super().__init__(learning_rate, **kwargs)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
 
     def _u(self, s: int) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96**s)
@@ -277,23 +288,13 @@ class Nadam(Optimizer):
         v_hat = v / (1 - self.beta_2**t)
         w -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
-
 
 @OPTIMIZERS.register("adamax")
-class Adamax(Optimizer):
+class Adamax(_TwoMoments):
     """Adam with the infinity norm in place of the second moment (Kingma & Ba, section 7.1)."""
 
     name = "adamax"
     slot_names = ("m", "u")
-
-    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                 **kwargs):
-        self.beta_1 = _number("beta_1", beta_1, high=1.0)
-        self.beta_2 = _number("beta_2", beta_2, high=1.0)
-        self.epsilon = _number("epsilon", epsilon)
-        super().__init__(learning_rate, **kwargs)
 
     def _update(self, w, g, lr, slots):
         t = self.iterations + 1
@@ -301,9 +302,6 @@ class Adamax(Optimizer):
         m += (1 - self.beta_1) * (g - m)
         np.maximum(self.beta_2 * u, np.abs(g), out=u)  # an exponentially weighted infinity norm: no bias to correct
         w -= (lr / (1 - self.beta_1**t)) * m / (u + self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 get, serialize, deserialize = OPTIMIZERS.get, OPTIMIZERS.serialize, OPTIMIZERS.deserialize
