@@ -52,6 +52,8 @@ def test_two_dimensional_input_gets_the_trailing_axis():
     model = Model(x_in, layers.Dense(1)(layers.LSTM(2)(x_in)))
     series = np.random.default_rng(2).normal(size=(3, 6)).astype("float32")
     np.testing.assert_array_equal(model.predict(series, verbose=0), model.predict(series[..., None], verbose=0))
+    seq = lstmlab.Sequential([lstmlab.Input((6, 1)), layers.LSTM(2), layers.Dense(1)])
+    np.testing.assert_array_equal(seq.predict(series, verbose=0), seq.predict(series[..., None], verbose=0))
 
 
 def _two_input_model():

@@ -54,6 +54,7 @@ def test_readme_seed_model_prints_what_keras_prints(monkeypatch):
     (_, snippet), (_, shown) = _blocks_after(readme, "## Keras-style models")[:2]
     assert snippet.startswith("import lstmlab as keras\n")
     monkeypatch.setenv("COLUMNS", "80")  # the width Keras's table takes in an 80-column terminal
+    keras.backend.clear_session()  # layer names start from "embedding" again, however many models came before
     lines = []
     real_summary = keras.Model.summary
     monkeypatch.setattr(keras.Model, "summary", lambda self, **kw: real_summary(

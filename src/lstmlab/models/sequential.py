@@ -80,6 +80,8 @@ class Sequential(Model):
             bad = int(x.size - np.count_nonzero(np.isfinite(x)))
             raise ValueError(f"x: expected finite values, got {bad} NaN or Inf value(s) in an array of shape {x.shape}")
         want = self._declared_input_shape
+        if want is not None and x.ndim == len(want) - 1 and want[-1] == 1 and type(self.layers[0]).__name__ != "Embedding":
+            x = x[..., None]  # (N, T) fed to a model of (None, T, 1) inputs gets the trailing axis, as in Keras 3
         if want is not None:
             ok = x.ndim == len(want) and all(w is None or w == s for w, s in zip(want[1:], x.shape[1:]))
             if not ok:
