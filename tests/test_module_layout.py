@@ -5,18 +5,27 @@ import pytest
 
 LAYOUT = {
     "callbacks": ["EarlyStopping", "ModelCheckpoint", "CSVLogger", "ReduceLROnPlateau", "LambdaCallback",
-                  "TerminateOnNaN", "History", "Callback"],
-    "optimizers": ["SGD", "RMSprop", "Adagrad", "Adam", "Optimizer", "get", "serialize"],
-    "optimizers.schedules": ["ExponentialDecay", "StepDecay", "LearningRateSchedule"],
+                  "TerminateOnNaN", "History", "Callback", "LearningRateScheduler"],
+    "optimizers": ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Nadam", "Adamax", "Optimizer", "get",
+                   "serialize"],
+    "optimizers.schedules": ["ExponentialDecay", "StepDecay", "LearningRateSchedule", "CosineDecay",
+                             "PiecewiseConstantDecay"],
     "losses": ["MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
                "SparseCategoricalCrossentropy", "get"],
-    "metrics": ["BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "get"],
+    "metrics": ["BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "AUC", "Precision", "Recall",
+                "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "get"],
     "initializers": ["GlorotUniform", "GlorotNormal", "Orthogonal", "RandomNormal", "RandomUniform", "Zeros",
                      "Ones", "get"],
     "regularizers": ["L1", "L2", "L1L2", "l1_l2", "get"],
     "saving": ["load_model", "save_model"],
-    "models": ["Sequential", "load_model"],
-    "layers": ["LSTM", "RNN", "LSTMCell", "Dense", "Embedding"],
+    "models": ["Sequential", "Model", "load_model"],
+    "layers": ["LSTM", "RNN", "LSTMCell", "Dense", "Embedding", "Input", "InputLayer", "Conv1D", "MaxPooling1D",
+               "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten", "Reshape", "RepeatVector", "Activation",
+               "SpatialDropout1D", "Concatenate", "Add", "Multiply", "Average", "LayerNormalization",
+               "BatchNormalization", "Attention", "AdditiveAttention"],
+    "utils": ["to_categorical", "pad_sequences", "timeseries_dataset_from_array", "get_file", "set_random_seed",
+              "PyDataset"],
+    "preprocessing.sequence": ["pad_sequences"],
 }
 
 
@@ -25,6 +34,12 @@ def test_keras_module_is_importable_with_its_names(name):
     module = importlib.import_module(f"lstmlab.{name}")
     missing = [n for n in LAYOUT[name] if not hasattr(module, n)]
     assert not missing, f"lstmlab.{name} lacks {missing}"
+
+
+def test_top_level_names_keras_code_uses():
+    import lstmlab
+    assert lstmlab.Input is lstmlab.layers.Input and lstmlab.Model is lstmlab.models.Model
+    assert issubclass(lstmlab.Sequential, lstmlab.Model)
 
 
 def test_names_are_the_library_s_own_objects(tmp_path):
