@@ -1,4 +1,4 @@
 """Losses, metrics, optimizers (owning their state) and callbacks."""
-from . import callbacks, losses, metrics, optimizers
+from . import callbacks, losses, metrics, metrics_confusion, optimizers  # metrics_confusion registers AUC, ...
 
-__all__ = ["callbacks", "losses", "metrics", "optimizers"]
+__all__ = ["callbacks", "losses", "metrics", "metrics_confusion", "optimizers"]

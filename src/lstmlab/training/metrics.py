@@ -8,7 +8,7 @@ otherwise when the output has more than one unit.
 Top-k accuracy counts a position as right when the target class's score is
 at least the k-th largest score (ties count as in the top k, as Keras's
 ``in_top_k`` does). AUC, Precision and Recall, which need confusion counts
-rather than a mean, are in :mod:`.metrics_confusion`.
+rather than a mean, are in :mod:`.metrics_confusion` (which registers them here when ``lstmlab.training`` loads).
 """
 from __future__ import annotations
 
@@ -162,7 +162,6 @@ def get(spec, loss: L.Loss | None = None, output_units: int = 1) -> Metric:
     return make(loss, output_units) if make is accuracy else make()
 
 
-from .metrics_confusion import AUC, Precision, Recall  # noqa: E402 (they register into METRICS above)
 
-__all__ = ["AUC", "BinaryAccuracy", "CategoricalAccuracy", "METRICS", "Metric", "Precision", "Recall",
+__all__ = ["BinaryAccuracy", "CategoricalAccuracy", "METRICS", "Metric",
            "SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "accuracy", "get"]
