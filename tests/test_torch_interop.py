@@ -393,6 +393,8 @@ def test_to_torch_refuses_masks_and_functional_models():
     model(np.array([[1, 2, 0]]))
     with pytest.raises(ValueError, match=r"mask_zero=True.*PyTorch's modules take no masks"):
         to_torch(model)
+    with pytest.raises(ValueError, match=r"layer 'emb' is not built; call it once"):
+        to_torch(layers.Embedding(10, 4, name="emb"))
     from lstmlab import Input, Model
     inp = Input((None, D))
     with pytest.raises(ValueError, match=r"is a functional or subclassed Model"):

@@ -89,6 +89,13 @@ def from_torch(module_or_state_dict, *, prefix: str = "", return_state: bool = F
     -------
     Layer, Sequential or Model
         Batch-first: inputs ``(batch, time, features)`` whatever the module's ``batch_first``.
+
+    Notes
+    -----
+    ``nn.Embedding(padding_idx=k)`` converts (the lookup is the same), but lstmlab trains row k like any other,
+    where PyTorch keeps its gradient zero; ``max_norm`` and ``scale_grad_by_freq`` are refused. An RNN's
+    ``dropout`` becomes ``Dropout`` layers between its layers (the same in inference; other random draws in
+    training).
     """
     unknown = sorted(set(architecture) - set(_ARCHITECTURE))
     if unknown:

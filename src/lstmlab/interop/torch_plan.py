@@ -103,8 +103,6 @@ def _kind(layer) -> str:
     if isinstance(layer, (Dense, Activation)):
         if layer.activation.name not in TORCH_ACTIVATIONS:
             _refuse(layer, f"activation {layer.activation.name!r}; to_torch knows {', '.join(TORCH_ACTIVATIONS)}")
-        if isinstance(layer, Dense) and not layer.built:
-            raise ValueError(f"to_torch: layer {layer.name!r} is not built; call it once so its input size is known")
         return "dense" if isinstance(layer, Dense) else "activation"
     if type(layer) is Dropout:
         if layer.noise_shape is not None:
@@ -117,6 +115,8 @@ def _kind(layer) -> str:
 def named_arrays(layer, values: list) -> dict:
     """``{PyTorch name: ndarray}`` of the piece of ``layer`` for ``values`` aligned with its weights."""
     kind = _kind(layer)
+    if kind in ("embedding", "dense") and not layer.built:
+        raise ValueError(f"to_torch: layer {layer.name!r} is not built; call it once so its weights exist")
     if kind == "sequential":
         out, k0 = {}, 0
         for index, sub in enumerate(layer.layers):
