@@ -5,6 +5,17 @@ names the extra to install when its library is missing.
 """
 from __future__ import annotations
 
+import importlib
+
 from .layouts import GRU, LSTM, PEEPHOLE, reorder
 
-__all__ = ["GRU", "LSTM", "PEEPHOLE", "reorder"]
+# name -> the module defining it, imported on first access (so `import lstmlab.interop` imports no torch)
+_LAZY = {"from_torch": ".torch_interop", "to_torch": ".torch_interop"}
+
+__all__ = ["GRU", "LSTM", "PEEPHOLE", "reorder", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -188,7 +188,10 @@ class Layer:
         ws = self.weights
         values = list(values)
         if len(values) != len(ws):
-            raise ValueError(f"weights: layer {self.name!r} expects {len(ws)} arrays, got {len(values)}")
+            hint = ("; PyTorch's weight_ih, weight_hh, bias_ih, bias_hh are in another layout (two biases, gate "
+                    "blocks on rows): convert the module or state_dict with lstmlab.interop.from_torch"
+                    if hasattr(self, "return_sequences") and len(values) > len(ws) else "")
+            raise ValueError(f"weights: layer {self.name!r} expects {len(ws)} arrays, got {len(values)}{hint}")
         for w, v in zip(ws, values):
             w.assign(v)
 
