@@ -123,12 +123,14 @@ def _output_names(model) -> list:
 # -- walking a model -------------------------------------------------------------------------------------
 def _walk(g: GraphBuilder, model) -> list:
     """The model's output Values, its layers exported in call order."""
-    if type(model) is L.Layer or not hasattr(model, "layers"):
+    from ..models import Model, Sequential
+
+    if not isinstance(model, Model):
         raise ValueError(f"model: expected an lstmlab Sequential or functional Model, got {type(model).__name__}")
     if not model.built:
         raise ValueError(f"model {model.name!r}: build or call the model before exporting it (its input shape is "
                          "not known yet)")
-    if type(model).__name__ == "Sequential":
+    if isinstance(model, Sequential):
         shape = model._declared_input_shape
         first = model.layers[0] if model.layers else None
         if shape is None or first is None:
@@ -163,13 +165,12 @@ def _walk(g: GraphBuilder, model) -> list:
 
 
 def _graph_input(g: GraphBuilder, name: str, shape, dtype: str) -> Value:
-    names = ("batch", "time")
-    dims = tuple(names[k] if k < 2 and (k == 0 or s is None) else (s if s is not None else f"dim{k}")
-                 for k, s in enumerate(shape))
-    if len(shape) < 3 and dtype.startswith("float"):
-        dims = ("batch",) + dims[1:2] if len(shape) == 2 and shape[1] is not None else dims
+    """A graph input with a dynamic batch axis, and a dynamic time axis for sequences (ids or (B, T, D))."""
     if dtype not in _ONNX_DTYPES:
         raise ValueError(f"input {name!r}: dtype {dtype} has no export; expected a float or int32 / int64 input")
+    sequence = len(shape) >= 3 or (len(shape) == 2 and not dtype.startswith("float"))
+    dims = tuple("batch" if k == 0 else "time" if k == 1 and sequence else s if s is not None else f"dim{k}"
+                 for k, s in enumerate(shape))
     g.input(name, _ONNX_DTYPES[dtype], list(dims))
     return Value(name, dims, dtype="float32" if dtype.startswith("float") else dtype)
 

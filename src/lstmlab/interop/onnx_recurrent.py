@@ -170,9 +170,10 @@ def run_operator(g: GraphBuilder, layers: list, x: Value, initial: list, want_se
         if want_sequence:
             y = g.op("Transpose", g.op("Gather", outs[0], index, axis=1), perm=[1, 0, 2], hint=f"{layer.name}/y")
             if info is not None:  # past a row's end: the last valid output (forward) or the initial h (reverse)
-                reverse = direction == "reverse" or d == 1
-                carry = (start[0] or g.const("zero_f", 0.0)) if reverse else states[0]
-                carry = carry if carry.startswith("zero_f") else g.unsqueeze(carry, 1)  # (B, 1, H)
+                if direction == "reverse" or d == 1:
+                    carry = g.const("zero_f", 0.0) if start[0] is None else g.unsqueeze(start[0], 1)  # (B, 1, H)
+                else:
+                    carry = g.unsqueeze(states[0], 1)  # (B, 1, H)
                 y = g.op("Where", info.valid, y, carry, hint=f"{layer.name}/y")  # (B, T, H)
         if info is not None:  # a mask ONNX cannot express poisons its rows instead of answering wrongly
             states = [g.op("Where", info.ok, s, nan, hint=f"{layer.name}/checked") for s in states]
