@@ -269,6 +269,28 @@ def cmd_generate(args) -> int:
     return 0
 
 
+# -- export --------------------------------------------------------------------
+def _add_export(sub):
+    p = sub.add_parser("export", help="export a trained run to ONNX", description=(
+        "Write the sampling model of a text-generation run as ONNX (recurrent states as graph inputs and "
+        "outputs, for one character at a time) and its vocabulary as JSON next to it."))
+    p.add_argument("run", metavar="RUN_DIR", help="a run directory from 'lstmlab train' (or a checkpoint file)")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="the export format (onnx)")
+    p.add_argument("--out", help="the .onnx file to write (default RUN_DIR/model.onnx)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from .apps.textgen.onnx_export import export_run
+
+    _path_option("--out", args.out)
+    if args.out is not None and not args.out.endswith(".onnx"):
+        raise UsageError(f"--out: expected a path ending in .onnx, got {args.out!r}")
+    onnx_path, vocab_path = export_run(args.run, args.out)
+    print(f"wrote {onnx_path} and {vocab_path}")
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lstmlab", description="LSTM networks from the equations up, on NumPy.")
@@ -276,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_train(sub)
     _add_generate(sub)
+    _add_export(sub)
     from .apps.longrange.cli import add_experiment
 
     add_experiment(sub)

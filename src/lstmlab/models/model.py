@@ -350,6 +350,18 @@ class Model(Trainer, Layer):
         tensors, meta = saving.read_model_file(path)
         saving.restore_into(self, tensors, meta, str(path))
 
+    def export(self, filepath, format: str = "onnx", **options) -> None:
+        """Export the model for inference elsewhere (Keras 3's ``Model.export``); lstmlab writes ONNX only.
+
+        ``model.export("m.onnx", format="onnx", states=True)``: see :mod:`lstmlab.interop.onnx_export` for what
+        each layer becomes, the options (``states=True``: recurrent states as graph inputs and outputs, for
+        step-by-step streaming) and what is refused. Needs ``pip install 'lstmlab[onnx]'``.
+        """
+        if format != "onnx":
+            raise ValueError(f"format: expected 'onnx' (lstmlab exports ONNX only), got {format!r}")
+        from ..interop.onnx_export import export_onnx
+        export_onnx(self, filepath, **options)
+
 
 def _snake(name: str) -> str:
     from ..layers.base import _snake as snake
