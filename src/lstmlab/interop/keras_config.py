@@ -73,6 +73,8 @@ def layer_to_keras(spec: dict) -> dict:
         raise ValueError(f"layer {name!r}: proj_size={config['proj_size']} (a projection LSTM) has no Keras 3 "
                          "equivalent; save the model as .safetensors")
     config.pop("batch_input_shape", None)  # Keras 3 states input shapes with an InputLayer
+    if cls == "SpatialDropout1D" and config.get("trainable", True):
+        config.pop("trainable", None)  # Keras's SpatialDropout1D takes no trainable argument
     config.pop("proj_size", None)
     for key in ("projection_initializer", "projection_regularizer"):
         config.pop(key, None)
@@ -194,6 +196,8 @@ def layer_from_keras(spec, where: str) -> dict:
     if cls in MODEL_CLASSES:
         raise ValueError(f"{where}: a model nested in a model is not read from .keras files yet")
     config = _drop_keras_only(config, where, _accepted(cls))
+    if cls == "Bidirectional":
+        _strip_forced_zero_output(config)
     for key, value in list(config.items()):
         here = f"{where}.{key}"
         if key == "dtype" and cls != "InputLayer":
@@ -211,6 +215,16 @@ def layer_from_keras(spec, where: str) -> dict:
     if cls == "Bidirectional":
         _bidirectional_from_keras(config, where)
     return {"class_name": cls, "config": config}
+
+
+def _strip_forced_zero_output(config: dict) -> None:
+    """Keras's Bidirectional sets ``zero_output_for_mask=True`` on both halves itself (whatever the file
+    says), so the flag in its halves' configs says nothing about the file's model."""
+    for key in ("layer", "backward_layer"):
+        inner = config.get(key)
+        if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+            config[key] = {**inner, "config": {k: v for k, v in inner["config"].items()
+                                               if k != "zero_output_for_mask"}}
 
 
 def _bidirectional_from_keras(config: dict, where: str) -> None:
@@ -281,8 +295,8 @@ def model_to_keras(model) -> tuple[dict, list]:
                              "Input(shape)) and a .keras file states it")
         shape = list(shape)
         inp = layer_to_keras({"class_name": "InputLayer", "config": {
-            "batch_shape": shape, "dtype": "float32", "sparse": False, "name": "input_layer"}})
-        config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(model.dtype.name),
+            "batch_shape": shape, "dtype": model.layers[0].dtype.name, "sparse": False, "name": "input_layer"}})
+        config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(model.layers[0].dtype.name),
                   "layers": [inp] + [_layer_spec(l) for l in model.layers], "build_input_shape": shape}
         return ({"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
                  "build_config": {"input_shape": shape}}, list(model.layers))
