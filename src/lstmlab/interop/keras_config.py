@@ -85,10 +85,11 @@ def layer_to_keras(spec: dict) -> dict:
             config[key] = _initializer_to_keras(value)
         elif key.endswith("_regularizer") and isinstance(value, dict):
             config[key] = _keras_object("keras.regularizers", "L1L2", dict(value["config"]))
-        elif key in _LAYER_KEYS and isinstance(value, dict):
-            config[key] = layer_to_keras(value)
-        elif key == "cells":
-            config[key] = [layer_to_keras(c) for c in value]
+        elif key in _LAYER_KEYS and isinstance(value, dict) or key == "cells":
+            try:
+                config[key] = [layer_to_keras(c) for c in value] if key == "cells" else layer_to_keras(value)
+            except ValueError as exc:  # name the outer layer too: the user knows that one
+                raise ValueError(f"layer {name!r}: {exc}") from None
     if cls == "InputLayer":
         config.setdefault("ragged", False)
         config.setdefault("optional", False)
