@@ -212,3 +212,11 @@ def test_float64_model_crosses(tmp_path):
     out = keras.ops.convert_to_numpy(theirs(keras.ops.convert_to_tensor(x, dtype="float64")))  # predict casts to float32
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, ours.predict(x, verbose=0), rtol=1e-6, atol=1e-6)  # Keras's own Dense is off by ~1e-8
+
+
+def test_a_real_keras_lambda_file_is_refused(tmp_path):
+    inp = keras.Input((3,))
+    keras.Model(inp, keras.layers.Lambda(lambda t: t * 2)(inp)).save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match=r"config.layers\[1\] \('lambda'\): a Lambda layer holds Python code from "
+                                         r"the file, which lstmlab never runs"):
+        lstmlab.load_model(tmp_path / "lambda.keras")

@@ -66,8 +66,7 @@ def _layer_groups(spec: dict, path: str, out: list) -> None:
         _model_groups(spec, f"{path}/", out)
     elif cls in _CELL_LAYERS or cls == "RNN":
         out.append((None, "", path, name))
-        cell = config.get("cell") or {"class_name": f"{cls}Cell".replace("SimpleRNNCell", "SimpleRNNCell"),
-                                      "config": {"name": f"{snake(cls)}_cell"}}
+        cell = config.get("cell") or {"class_name": f"{cls}Cell", "config": {"name": f"{snake(cls)}_cell"}}
         if cell.get("class_name") == "StackedRNNCells":
             out.append((None, "", f"{path}/cell", cell["config"].get("name")))
             used = {}
