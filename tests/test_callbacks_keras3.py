@@ -154,6 +154,25 @@ def test_checkpoint_real_safetensors_files(tmp_path):
                                   m.predict(x, verbose=0))
 
 
+def test_checkpoint_real_keras_files_open_in_keras(tmp_path):
+    """A .keras checkpoint is a real Keras 3 archive and a .weights.h5 one Keras's weights file (no longer our
+    safetensors under Keras's names): Keras opens both and predicts what lstmlab predicts."""
+    keras = pytest.importorskip("keras")
+    x, y = linear_data()
+    m = dense_model()
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[C.ModelCheckpoint(str(tmp_path / "m{epoch}.keras")),
+                                               C.ModelCheckpoint(str(tmp_path / "w.weights.h5"),
+                                                                 save_weights_only=True)])
+    assert sorted(os.listdir(tmp_path)) == ["m1.keras", "m2.keras", "w.weights.h5"]
+    theirs = keras.saving.load_model(tmp_path / "m2.keras")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    theirs.set_weights([np.zeros_like(w) for w in theirs.get_weights()])
+    theirs.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(lstmlab.load_model(tmp_path / "m2.keras").predict(x, verbose=0),
+                                  m.predict(x, verbose=0))
+
+
 def test_checkpoint_file_name_rules_as_keras():
     with pytest.raises(ValueError, match=r"^filepath: it must end in '.keras' \(Keras's model format\) or "
                                          r"'.safetensors', got 'model.weights'$"):

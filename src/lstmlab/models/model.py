@@ -335,18 +335,34 @@ class Model(Trainer, Layer):
 
     # -- files -------------------------------------------------------------------
     def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> None:
-        """Write the model (config, weights, optimizer state) to one safetensors file, atomically."""
+        """Write the model, atomically: ``.safetensors`` (ours: config, weights, optimizer state) or ``.keras``
+        (a Keras 3 archive that ``keras.saving.load_model`` opens; config and weights, no optimizer state)."""
         from . import saving
+        kind = saving.file_kind(path, ("keras", "safetensors"), "save")
         if not self.built:
             raise ValueError(f"model {self.name!r}: build or call the model before saving it")
-        saving.save_model(self, path, include_optimizer, metadata)
+        if kind == "keras":
+            from ..interop import keras_files
+            keras_files.save_model(self, path, metadata)
+        else:
+            saving.save_model(self, path, include_optimizer, metadata)
 
     def save_weights(self, path) -> None:
+        """Write the weights, atomically: ``.weights.h5`` (Keras 3's layout) or ``.safetensors`` (ours)."""
         from . import saving
-        saving.save_model(self, path, include_optimizer=False)
+        if saving.file_kind(path, ("weights.h5", "safetensors"), "save_weights") == "weights.h5":
+            from ..interop import keras_files
+            keras_files.save_weights(self, path)
+        else:
+            saving.save_model(self, path, include_optimizer=False)
 
     def load_weights(self, path) -> None:
+        """Read weights saved by ``save_weights`` (or by Keras 3, ``.weights.h5``), every shape checked first."""
         from . import saving
+        if saving.file_kind(path, ("weights.h5", "safetensors"), "load_weights") == "weights.h5":
+            from ..interop import keras_files
+            keras_files.load_weights(self, path)
+            return
         tensors, meta = saving.read_model_file(path)
         saving.restore_into(self, tensors, meta, str(path))
 

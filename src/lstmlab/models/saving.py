@@ -1,4 +1,7 @@
-"""Model files: one safetensors file holding weights, optimizer state and JSON config.
+"""Model files: one safetensors file holding weights, optimizer state and JSON config (``.safetensors``).
+
+The file name's ending picks the format (:func:`file_kind`): ``.safetensors`` is ours, ``.keras`` and
+``.weights.h5`` are Keras 3's (:mod:`lstmlab.interop.keras_files`); any other ending is refused.
 
 Tensors
     ``weights/<layer>/<weight>``          every weight, in model order
@@ -89,8 +92,33 @@ def restore_into(model, tensors: dict, meta: dict, path: str) -> None:
     file.restore_states(model, keep_batch=False)
 
 
+ENDINGS = {"keras": ".keras", "weights.h5": ".weights.h5", "safetensors": ".safetensors"}
+_WHAT = {"keras": ".keras (a Keras 3 archive)", "weights.h5": ".weights.h5 (Keras 3 weights)",
+         "safetensors": ".safetensors (lstmlab's own format)"}
+
+
+def file_kind(path, accepted: tuple, action: str) -> str:
+    """Which format ``path`` names by its ending (one of ``accepted``); anything else is refused, never guessed.
+
+    >>> file_kind("m.keras", ("keras", "safetensors"), "save")
+    'keras'
+    """
+    name = os.fspath(path)
+    for kind in sorted(accepted, key=lambda k: -len(ENDINGS[k])):
+        if str(name).endswith(ENDINGS[kind]):
+            return kind
+    hint = ""
+    if str(name).endswith(".weights.h5"):
+        hint = "; a .weights.h5 file holds weights only: use save_weights / load_weights"
+    elif str(name).endswith(".h5"):
+        hint = "; .h5 alone is Keras 2's legacy format, which lstmlab does not handle (use .keras)"
+    raise ValueError(f"path: {action} expects a file name ending in {' or '.join(_WHAT[k] for k in accepted)}, "
+                     f"got {name!r}{hint}")
+
+
 def load_model(path, compile: bool = True):
-    """Rebuild a model saved with ``model.save(path)``: layers, weights and (with ``compile``) optimizer state.
+    """Rebuild a saved model: ``.safetensors`` (ours: layers, weights and, with ``compile``, optimizer state) or
+    ``.keras`` (a Keras 3 archive: layers and weights; see :mod:`lstmlab.interop.keras_files`).
 
     Every shape the config implies is checked against the file's tensors before any weight
     exists (see :mod:`lstmlab.models.model_file`); any problem raises one
@@ -102,6 +130,9 @@ def load_model(path, compile: bool = True):
 def load_model_with_metadata(path, compile: bool = True):
     """``(model, metadata)``: :func:`load_model` and the dict saved with ``model.save(path, metadata=...)``
     (empty when none was), which the reader has checked to be a JSON object."""
+    if file_kind(path, ("keras", "safetensors"), "load_model") == "keras":
+        from ..interop import keras_files
+        return keras_files.load_model_with_metadata(path)
     path = os.fspath(path)
     file = ModelFile(path, *read_model_file(path))
     try:
