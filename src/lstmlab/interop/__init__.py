@@ -10,7 +10,7 @@ import importlib
 from .layouts import GRU, LSTM, PEEPHOLE, reorder
 
 # name -> the module defining it, imported on first access (so `import lstmlab.interop` imports no torch)
-_LAZY = {"from_torch": ".torch_interop", "to_torch": ".torch_interop"}
+_LAZY = {"from_torch": ".torch_interop", "to_torch": ".torch_interop", "export_onnx": ".onnx_export"}
 
 __all__ = ["GRU", "LSTM", "PEEPHOLE", "reorder", *_LAZY]
 

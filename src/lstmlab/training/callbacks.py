@@ -125,7 +125,7 @@ class ModelCheckpoint(_Monitor):
         if save_weights_only and not self.filepath.endswith((".weights.h5", ".safetensors")):
             raise ValueError("filepath: with save_weights_only=True it must end in '.weights.h5' (Keras's weights "
                              f"format) or '.safetensors', got {self.filepath!r}")
-        if not save_weights_only and not self.filepath.endswith((".keras", ".h5", ".safetensors")):
+        if not save_weights_only and not self.filepath.endswith((".keras", ".safetensors")):
             raise ValueError("filepath: it must end in '.keras' (Keras's model format) or '.safetensors', "
                              f"got {self.filepath!r}")
         self.initial_value_threshold = initial_value_threshold
