@@ -61,3 +61,22 @@ def test_readme_seed_model_prints_what_keras_prints(monkeypatch):
         self, print_fn=lambda text, *a, **k: lines.extend(text.rstrip("\n").split("\n")), **kw))
     exec(compile(snippet.replace("import lstmlab as keras", "import keras"), "README snippet in Keras", "exec"), {})
     assert "\n".join(lines) + "\n" == shown
+
+
+@__import__("pytest").mark.parametrize("heading", ["### Keras 3 files", "### PyTorch, both ways", "### ONNX export"])
+def test_readme_interop_examples_print_what_they_show(heading, capsys, tmp_path, monkeypatch):
+    """Each interop subsection's first example, run as shown, prints the output block under it."""
+    pytest = __import__("pytest")
+    pytest.importorskip({"### Keras 3 files": "keras", "### PyTorch, both ways": "torch"}.get(heading, "onnxruntime"))
+    import lstmlab
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = _blocks_after(readme, heading)
+    (lang, code), (_, shown) = blocks[:2]
+    assert lang == "python"
+    monkeypatch.chdir(tmp_path)
+    lstmlab.clear_session()
+    if heading.startswith("### Keras"):
+        __import__("keras").backend.clear_session()
+    exec(compile(code, f"README {heading}", "exec"), {})
+    assert capsys.readouterr().out == shown
