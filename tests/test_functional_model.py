@@ -272,3 +272,27 @@ def test_masked_attention_graph_matches_finite_differences():
     report = gradcheck(loss, {w.path: w.value for w in model.weights}, dict(zip([w.path for w in model.weights],
                                                                                 model.grads)))
     assert report.ok, report
+
+
+def test_masked_bidirectional_sequences_output_zeros_at_padding_as_keras():
+    keras = pytest.importorskip("keras")
+
+    def build(api, L):
+        ids = api.Input((None,), dtype="int32")
+        e = L.Embedding(9, 4, mask_zero=True, name="emb")(ids)
+        return api.Model(ids, L.Bidirectional(L.LSTM(3, return_sequences=True), name="bi")(e))
+
+    ours, theirs = build(lstmlab, layers), build(keras, keras.layers)
+    theirs.set_weights(ours.get_weights())
+    ids = np.array([[3, 1, 4, 0, 0], [2, 6, 5, 1, 3], [0, 0, 7, 8, 1]])  # post-, no and pre-padding
+    got = ours.predict(ids, verbose=0)
+    np.testing.assert_allclose(got, theirs.predict(ids, verbose=0), atol=1e-6)
+    assert np.all(got[0, 3:] == 0) and np.all(got[2, :2] == 0)
+
+
+def test_zero_output_for_mask_matches_finite_differences():
+    layer = layers.LSTM(3, return_sequences=True, zero_output_for_mask=True, dtype=F64)
+    mask = np.array([[1, 1, 0, 0], [0, 1, 1, 1]], bool)
+    report = check_layer(layer, np.random.default_rng(9).normal(size=(2, 4, 2)), mask=mask)
+    assert report.ok, report
+    assert layers.LSTM.from_config(layer.get_config()).zero_output_for_mask is True

@@ -36,7 +36,7 @@ _INITIALIZER_OF = {k: v for v, k in INITIALIZERS.items()}
 REGULARIZERS = ("L1L2", "L1", "L2")
 # Keras arguments lstmlab has no use for, with the value that means "unused".
 KERAS_ONLY = {"activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-              "bias_constraint": None, "embeddings_constraint": None, "zero_output_for_mask": False,
+              "bias_constraint": None, "embeddings_constraint": None,
               "quantization_config": None, "ragged": False, "lora_rank": None, "lora_alpha": None,
               "input_axes": None, "output_axes": None, "use_cudnn": "auto"}
 _KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.models")

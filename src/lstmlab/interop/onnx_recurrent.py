@@ -18,7 +18,8 @@ mask (trailing padding)     ``sequence_lens`` = valid steps per row, counted in 
 Masks. A Keras mask may mark any step; ONNX's ``sequence_lens`` only cuts a row's tail. The graph counts
 each row's valid steps and checks that they come first; a row whose mask has a gap (e.g. an id 0 inside a
 sentence under ``Embedding(mask_zero=True)``) gets NaN outputs and states, never a silently different
-answer. Where ONNX leaves zeros past a row's end, lstmlab (like Keras) repeats the last valid output; and
+answer. Where ONNX leaves zeros past a row's end, lstmlab (like Keras) repeats the last valid output, unless
+the layer has ``zero_output_for_mask`` (a Bidirectional's halves: zeros, as in Keras); and
 a row with no valid step keeps its initial state where ONNX Runtime returns zeros: both are rebuilt with
 ``Where``.
 """
@@ -169,7 +170,9 @@ def run_operator(g: GraphBuilder, layers: list, x: Value, initial: list, want_se
         y = None
         if want_sequence:
             y = g.op("Transpose", g.op("Gather", outs[0], index, axis=1), perm=[1, 0, 2], hint=f"{layer.name}/y")
-            if info is not None:  # past a row's end: the last valid output (forward) or the initial h (reverse)
+            if info is not None and getattr(layer, "zero_output_for_mask", False):  # padded steps output 0
+                y = g.op("Where", info.valid, y, g.const("zero_f", 0.0), hint=f"{layer.name}/y")  # (B, T, H)
+            elif info is not None:  # past a row's end: the last valid output (forward) or the initial h (reverse)
                 if direction == "reverse" or d == 1:
                     carry = g.const("zero_f", 0.0) if start[0] is None else g.unsqueeze(start[0], 1)  # (B, 1, H)
                 else:

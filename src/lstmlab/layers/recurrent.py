@@ -15,7 +15,7 @@ from .base import LAYERS, check_base_arguments
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .rnn import RNN
 
-_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll")
+_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask")
 _LAYER_ARGS = ("name", "dtype", "trainable", "input_shape", "batch_input_shape", "batch_size", "input_dim")
 
 

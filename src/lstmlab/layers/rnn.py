@@ -170,10 +170,13 @@ class RNN(Layer):
         As in Keras.
     unroll : bool
         Accepted for Keras compatibility; the loop is never unrolled and the result is the same.
+    zero_output_for_mask : bool
+        With ``return_sequences`` and a mask: masked steps output zeros (and pass no gradient) instead of
+        repeating the last valid output, as Keras does (``Bidirectional`` sets it on its halves, as Keras's does).
     """
 
     def __init__(self, cell, return_sequences: bool = False, return_state: bool = False, go_backwards: bool = False,
-                 stateful: bool = False, unroll: bool = False, **kwargs):
+                 stateful: bool = False, unroll: bool = False, zero_output_for_mask: bool = False, **kwargs):
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         if not isinstance(cell, RNNCell):
@@ -184,6 +187,7 @@ class RNN(Layer):
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards, self.stateful = bool(go_backwards), bool(stateful)
         self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states: list[np.ndarray] | None = None  # carried between calls when stateful
         self.initial_state_grads: list[np.ndarray] | None = None
 
@@ -312,18 +316,22 @@ class RNN(Layer):
         final = list(final)
         if self.stateful:
             self.states = [s.copy() for s in final]
-        self._cache = (cache, fused, in_keep, given is not None, T) if training else None
+        zero_keep = None
+        if self.zero_output_for_mask and self.return_sequences and mask is not None:
+            zero_keep = mask[..., None].astype(hs.dtype)  # (B, T, 1) in the order the steps ran
+            hs = hs * zero_keep
+        self._cache = (cache, fused, in_keep, given is not None, T, zero_keep) if training else None
         # The last output: with a mask, that of the last valid step (padded steps carry it), as in Keras.
         out = hs if self.return_sequences else final[0] if self.cell.output_is_first_state else hs[:, -1]
         return [out] + final if self.return_state else out
 
     def _backward(self, dy):
-        cache, fused, in_keep, had_states, T = self._cache
+        cache, fused, in_keep, had_states, T, zero_keep = self._cache
         if self.return_state:
             dout, dfinal = dy[0], list(dy[1:])
         else:
             dout, dfinal = dy, [None] * self._n_states
-        douts = dout
+        douts = dout if zero_keep is None or dout is None else dout * zero_keep
         if dout is not None and not self.return_sequences:  # the output was the last step's
             douts = None
             if self.cell.output_is_first_state:
@@ -362,7 +370,7 @@ class RNN(Layer):
     def get_config(self):
         return {**super().get_config(), "cell": LAYERS.serialize(self.cell), "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll}
+                "unroll": self.unroll, "zero_output_for_mask": self.zero_output_for_mask}
 
     @classmethod
     def from_config(cls, config):

@@ -71,6 +71,9 @@ class Bidirectional(_Wrapper):
                 {**config, "name": f"backward_{layer.name}", "go_backwards": not layer.go_backwards})
         else:
             self.backward_layer = backward_layer
+        for half in (self.forward_layer, self.backward_layer):  # as Keras's Bidirectional: padded steps output 0,
+            if hasattr(half, "zero_output_for_mask"):           # so the two halves merge cleanly
+                half.zero_output_for_mask = half.return_sequences
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
         self.stateful = self.forward_layer.stateful
