@@ -224,9 +224,10 @@ def test_divergence_keeps_the_last_good_checkpoint(corpus, tmp_path):
 
 
 def test_without_matplotlib_the_png_is_skipped_with_a_note(tmp_path, monkeypatch):
+    from lstmlab.apps.runs import logs
     from lstmlab.apps.textgen import trainer as T
 
-    monkeypatch.setattr(T, "pyplot", lambda: None)
+    monkeypatch.setattr(logs, "pyplot", lambda: None)  # the shared run code draws every application's curves
     note = T.plot_curves(str(tmp_path / "curves.png"), [{"step": 1, "train_loss": 2.0, "val_loss": 2.0}])
     assert note == "note: matplotlib is not installed, so curves.png was skipped (pip install 'lstmlab[plot]')"
     assert not (tmp_path / "curves.png").exists()

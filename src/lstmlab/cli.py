@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 
@@ -109,14 +108,6 @@ def _load_text(corpus: str):
     return builtin_corpus() if corpus == BUILTIN else read_corpus(corpus)
 
 
-def _install_stop_handlers(trainer):
-    def handler(signum, frame):
-        trainer.request_stop(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-
-
 def _check_train_memory(mcfg, tcfg) -> None:
     from .apps.memory import check, textgen_bytes
 
@@ -194,10 +185,7 @@ def cmd_train(args) -> int:
         _check_train_memory(mcfg, tcfg)
         trainer = TextTrainer(out, text, vocab, mcfg, tcfg, sample_length=args.sample_length)
         if args.force and os.path.isdir(out):
-            for path in (run.checkpoint, run.best, run.log, run.plot):
-                if os.path.exists(path):
-                    os.remove(path)
-            run.remove_stale_temps()
+            run.clear()
         corpus_name = "the built-in Python Language Reference" if tcfg.corpus == BUILTIN else tcfg.corpus
         print(f"corpus: {corpus_name}: {len(text):,} characters, vocabulary of {len(vocab)}; "
               f"{len(trainer.train_ids):,} for training, {len(trainer.val_ids):,} held out")
@@ -207,8 +195,9 @@ def cmd_train(args) -> int:
                   "the training part")
         print(f"model: {mcfg.layers} x {mcfg.cell.upper()}({mcfg.units}), embedding {mcfg.embedding}, "
               f"{trainer.model.count_params():,} parameters; run directory: {out}")
-    _install_stop_handlers(trainer)
-    from .apps.textgen import Diverged
+    from .apps.runs import Diverged, install_stop_handlers
+
+    install_stop_handlers(trainer)
 
     try:
         reason = trainer.train(samples=not args.no_samples)

@@ -16,24 +16,21 @@
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
 from ... import backend
-from ...io.errors import ModelFileError
-from ...io.safetensors import atomic_write, load_file
-from ..plotting import MISSING, pyplot, save_png
-from ...models import Sequential, load_model_with_metadata
+from ...models import Sequential
 from ...training.progress import Progbar, format_duration
+from ..runs import (CheckpointError, Diverged, Progress, RunDir, checkpoint_step, divergence_guard, log_text,
+                    read_checkpoint, repair_interrupted_writes, save_checkpoint as save_run, write_log)
+from ..runs import plot_curves as plot_run_curves
 from .config import ModelConfig, SampleConfig, TrainConfig, default_dropout
 from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
 from .model import CharSampler, build_model, compile_model
@@ -41,72 +38,8 @@ from .model import CharSampler, build_model, compile_model
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 KIND = "lstmlab.textgen"
 
-
-class Diverged(RuntimeError):
-    """The loss became NaN/Inf or exploded; the weights were not updated."""
-
-
-class CheckpointError(ModelFileError):
-    """A checkpoint that cannot be read as a text-generation run: names the file and the field at fault."""
-
-    def __init__(self, path, field: str | None, problem: str):
-        super().__init__(path, field, problem)
-        self.args = (str(self.args[0]).replace("path:", "checkpoint:", 1),)
-
-
-@dataclass
-class Progress:
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0
-    best_val: float | None = None
-    best_step: int | None = None
-    elapsed: float = 0.0
-    history: list = field(default_factory=list)
-
-
-@dataclass
-class RunDir:
-    path: str
-
-    @property
-    def checkpoint(self):
-        return os.path.join(self.path, "checkpoint.safetensors")
-
-    @property
-    def best(self):
-        return os.path.join(self.path, "best.safetensors")
-
-    @property
-    def log(self):
-        return os.path.join(self.path, "log.csv")
-
-    @property
-    def plot(self):
-        return os.path.join(self.path, "curves.png")
-
-    def holds_run(self) -> bool:
-        return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
-
-    def stale_temps(self) -> list[str]:
-        """Temporary files of atomic writes (``.tmp-<random><name>``) that a killed process left behind."""
-        names = tuple(os.path.basename(p) for p in (self.checkpoint, self.best, self.log, self.plot))
-        try:
-            entries = os.listdir(self.path)
-        except OSError:
-            return []
-        return [os.path.join(self.path, e) for e in sorted(entries) if e.startswith(".tmp-") and e.endswith(names)]
-
-    def remove_stale_temps(self) -> int:
-        """Delete :meth:`stale_temps` (only one process may run in a run directory); returns how many."""
-        removed = 0
-        for path in self.stale_temps():
-            try:
-                os.remove(path)
-                removed += 1
-            except FileNotFoundError:
-                pass
-        return removed
+__all__ = ["CheckpointError", "Diverged", "Progress", "RunDir", "TextTrainer", "checkpoint_step", "load_checkpoint",
+           "log_text", "plot_curves", "save_checkpoint", "text_digest"]
 
 
 def text_digest(text: str) -> str:
@@ -114,26 +47,13 @@ def text_digest(text: str) -> str:
 
 
 def save_checkpoint(model, path, vocab, mcfg, tcfg, progress, digest) -> None:
-    extra = {"kind": KIND, "vocab": vocab.chars, "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(),
-             "progress": asdict(progress), "corpus_sha256": digest}
-    model.save(path, metadata=extra)
+    save_run(model, path, {"kind": KIND, "vocab": vocab.chars, "model_config": mcfg.to_dict(),
+                           "train_config": tcfg.to_dict(), "progress": asdict(progress), "corpus_sha256": digest})
 
 
 def load_checkpoint(path):
     """``(model, vocab, model_config, train_config, progress, corpus_sha256)`` from a checkpoint file."""
-    try:
-        model, extra = load_model_with_metadata(path)
-    except ModelFileError as exc:
-        raise CheckpointError(exc.path, exc.field, exc.problem) from None
-    except ValueError as exc:
-        raise CheckpointError(path, None, str(exc)) from None
-    # extra: a JSON object, the model-file reader checked it
-    if extra.get("kind") != KIND:
-        raise CheckpointError(path, "extra.kind", "an lstmlab model but not a text-generation run")
-    for key, kind in (("vocab", str), ("model_config", dict), ("train_config", dict), ("progress", dict)):
-        if not isinstance(extra.get(key), kind):
-            raise CheckpointError(path, f"extra.{key}", f"expected a JSON {'string' if kind is str else 'object'}, "
-                                  f"got {type(extra.get(key)).__name__}")
+    model, extra, progress = read_checkpoint(path, KIND, {"vocab": str, "model_config": dict, "train_config": dict})
     chars = extra["vocab"]
     if not chars or len(set(chars)) != len(chars):
         raise CheckpointError(path, "extra.vocab", "expected a non-empty string of distinct characters")
@@ -141,10 +61,8 @@ def load_checkpoint(path):
         vocab = Vocabulary(chars)
         mcfg = ModelConfig.from_dict(extra["model_config"])
         tcfg = TrainConfig.from_dict(extra["train_config"])
-        progress = Progress(**extra["progress"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(path, "extra", f"a corrupted run description ({exc})") from None
-    _check_progress(path, progress)
     rows, units = _vocabulary_sizes(model)
     if not (rows == units == mcfg.vocab_size == len(vocab)):
         raise CheckpointError(path, "extra.vocab", f"{len(vocab)} characters, but the model config says "
@@ -158,66 +76,9 @@ def _vocabulary_sizes(model) -> tuple:
     return getattr(first, "input_dim", None), getattr(last, "units", None)
 
 
-def _check_progress(path, p: Progress) -> None:
-    for name in ("epoch", "step_in_epoch", "global_step"):
-        v = getattr(p, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise CheckpointError(path, f"extra.progress.{name}", f"expected a non-negative integer, got {v!r}")
-    for name in ("best_val", "elapsed"):
-        v = getattr(p, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-            raise CheckpointError(path, f"extra.progress.{name}", f"expected a finite number, got {v!r}")
-    if not isinstance(p.history, list) or not all(isinstance(r, dict) for r in p.history):
-        raise CheckpointError(path, "extra.progress.history", "expected a list of JSON objects")
-
-
-def checkpoint_step(path) -> int | None:
-    """The ``global_step`` stored in the checkpoint file at ``path`` (None when it is missing or unreadable)."""
-    try:
-        _, meta = load_file(path)
-        return int(json.loads(meta["extra"])["progress"]["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def log_text(history) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(history[0]))
-    w.writeheader()
-    w.writerows(history)
-    return buf.getvalue()
-
-
-def _read_text(path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def write_log(path, history) -> None:
-    if not history:
-        return
-    atomic_write(path, log_text(history).encode())
-
-
 def plot_curves(path, history) -> str | None:
     """Write the learning curves; returns a note instead when matplotlib is not installed."""
-    plt = pyplot()
-    if plt is None:
-        return MISSING.format(name="curves.png")
-    steps = [r["step"] for r in history]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, [r["train_loss"] for r in history], label="train")
-    ax.plot(steps, [r["val_loss"] for r in history], label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per character)")
-    ax.set_title("character model learning curves")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_png(fig, path)
-    return None
+    return plot_run_curves(path, history, ylabel="loss (nats per character)", title="character model learning curves")
 
 
 class TextTrainer:
@@ -277,11 +138,7 @@ class TextTrainer:
         self.out.flush()
 
     def _guard(self, loss, grads) -> None:
-        step = self.progress.global_step + 1
-        if not math.isfinite(loss) or loss > self.limit:
-            raise Diverged(f"training diverged at step {step} (loss {loss:.4g})")
-        if not all(np.all(np.isfinite(g)) for g in grads):
-            raise Diverged(f"training diverged at step {step} (non-finite gradients)")
+        divergence_guard(self.progress.global_step + 1, loss, grads, self.limit)
 
     def _epoch_rows(self, epoch: int) -> np.ndarray:
         offset = int(np.random.default_rng([self.tcfg.seed, 7, epoch]).integers(0, self.max_offset + 1))
@@ -319,13 +176,7 @@ class TextTrainer:
     def repair_interrupted_writes(self) -> None:
         """On resume, finish what a kill interrupted after the checkpoint was written: ``best`` (when the
         checkpoint is the best so far), then the log and the plot, which the checkpoint's history describes."""
-        p = self.progress
-        if p.best_step is not None and p.best_step == p.global_step and checkpoint_step(self.run.best) != p.best_step:
-            with open(self.run.checkpoint, "rb") as f:
-                atomic_write(self.run.best, f.read())
-        if p.history and log_text(p.history) != _read_text(self.run.log):
-            write_log(self.run.log, p.history)
-            plot_curves(self.run.plot, p.history)
+        repair_interrupted_writes(self.run, self.progress, lambda path, history: plot_curves(path, history))
 
     def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
         p = self.progress
