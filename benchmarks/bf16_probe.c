@@ -91,7 +91,8 @@ static inline __attribute__((always_inline)) void tile(const int kind, const int
     }
 
 /* One step's product: c (B x N) = a (B x K) @ packed. a16: scratch of B x K bf16 (kind 1 rounds a into it). */
-void probe_step(int kind, int64_t B, int64_t K, int64_t N, const float *a, uint16_t *a16, const void *packed, float *c) {
+void probe_step(int kind, int64_t B, int64_t K, int64_t N, const float *a, uint16_t *a16, const void *packed,
+                float *c) {
     if (kind == 1) {
         for (int64_t i = 0; i < B * K; i += 32)  /* K is a multiple of 32 */
             _mm512_storeu_si512(a16 + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + i + 16),

@@ -133,8 +133,9 @@ def section_accuracy(checkpoint: str, streams: int, length: int) -> None:
     ids = held_out[:n].reshape(streams, length + 1)
     inputs, targets = ids[:, :-1], ids[:, 1:]
     ref = predict(weights, inputs, "float32")
-    print(f"## Accuracy: {mcfg.layers} x LSTM({mcfg.units}) character model, step {progress.step}, "
-          f"{streams} held-out streams x {length} characters, from zero state\n")
+    print(f"## Accuracy: {mcfg.layers} x LSTM({mcfg.units}) character model, step {progress.best_step} "
+          f"(held-out loss {progress.best_val:.4f} nats), {streams} held-out streams x {length} characters, "
+          "from zero state\n")
     print("| weights | max abs diff of softmax | mean abs diff | top-1 changed | cross-entropy (bits/char) |")
     print("|---|---:|---:|---:|---:|")
     for mode in ("float32", "bf16 weights", "bf16 weights + activations"):
