@@ -2,6 +2,7 @@
 
     python benchmarks/bench_lstm.py            # full run (about 20 minutes: 3 rounds)
     python benchmarks/bench_lstm.py --quick    # fewer repeats, one round
+    python benchmarks/bench_lstm.py --isa avx2 # the layer table with that kernel variant forced
 
 Prints markdown tables of medians and ratios:
 
@@ -497,12 +498,45 @@ def section_char_model(repeats: int, rounds: int) -> None:
     print()
 
 
+def section_isa(isa: str, repeats: int, rounds: int) -> None:
+    """The layer table again with the kernel variant ``isa`` forced (LSTMLAB_ISA), against the variant chosen by
+    default on this CPU and PyTorch: what a CPU that runs only that variant would get, on the same machine."""
+    def timed(spec: dict, forced: str | None) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "LSTMLAB_ISA"}
+        if forced:
+            env["LSTMLAB_ISA"] = forced
+        r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
+                           env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"worker {spec} (LSTMLAB_ISA={forced}) failed:\n{r.stderr}")
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    default = lstmlab._fast.ISA
+    print(f"## One LSTM layer, float32, kernel variant {isa} forced (median ms; the default here is {default})\n")
+    print(f"| config (B, T, D, H) | mode | lstmlab {isa} | lstmlab {default} | PyTorch | {isa} vs PyTorch "
+          f"| {isa} vs {default} |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for config in CONFIGS:
+        runs = {"forced": [], "default": [], "torch": []}
+        for _ in range(rounds):  # taking turns, as rounds_of does
+            runs["forced"].append(timed({"kind": "ours", "config": config, "repeats": repeats}, isa))
+            runs["default"].append(timed({"kind": "ours", "config": config, "repeats": repeats}, None))
+            runs["torch"].append(timed({"kind": "torch", "config": config, "repeats": repeats}, None))
+        for mode in ("inference", "training"):
+            f, d, t = (statistics.median(r[mode] for r in runs[k]) for k in ("forced", "default", "torch"))
+            print(f"| {tuple(config)} | {mode} | {f:.2f} | {d:.2f} | {t:.2f} | {ratio(f, t)} | {ratio(f, d)} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15, one round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each contender's worker runs, taking turns with the others (default 3)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--isa", choices=lstmlab._fast.ISAS,
+                        help="only the LSTM layer table, with this kernel variant forced (LSTMLAB_ISA), against the "
+                             "default variant and PyTorch")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -514,7 +548,8 @@ def main() -> None:
     print(f"# lstmlab {lstmlab.__version__} LSTM benchmark\n")
     print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"- NumPy {np.__version__}, BLAS: {blas_description()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    print(f"- lstmlab fast path: {'on' if lstmlab._fast.available() else 'off (' + lstmlab._fast.REASON + ')'}")
+    fast = lstmlab._fast
+    print(f"- lstmlab fast path: {'on, ' + fast.ISA_REASON if fast.available() else 'off (' + fast.REASON + ')'}")
     try:
         import torch
 
@@ -529,6 +564,9 @@ def main() -> None:
         print("- ONNX Runtime: not installed")
     print(f"- every contender is timed in a fresh process of its own (see worker()), {rounds} round(s) taking "
           "turns; each number is the median over the rounds of the median of its repeats\n")
+    if args.isa:
+        section_isa(args.isa, repeats, rounds)
+        return
     section_layers(repeats, rounds)
     section_memory()
     section_char_model(repeats, rounds)

@@ -15,11 +15,24 @@ reused buffers), ``gemm`` (own GEMM or BLAS, packing), ``recurrent`` (what
 the per-cell loops share), ``lstm`` and ``gru`` (the per-cell fast loops) and
 ``dense`` (the Dense and fused output layers on all cores). This loader
 imports none of them.
+
+Instruction sets: setup.py builds the same C files three times on x86-64,
+``_kernels_avx512`` (x86-64-v4), ``_kernels_avx2`` (x86-64-v3) and
+``_kernels_generic`` (any x86-64 CPU; the only one elsewhere). At import the
+loader asks the generic variant what the CPU runs (``lk_cpu_level`` in
+``cpu.c``: CPUID and the OS's register saving) and loads the best of the
+built variants it runs; ``LSTMLAB_ISA=avx512|avx2|generic`` forces one and is
+refused (ValueError) when that one was not built or this CPU cannot run it.
+``ISA`` is the variant loaded, ``ISA_REASON`` says why it was chosen and what
+else was built and runnable. Only the AVX-512 variant has the own GEMM and the
+fused float32 LSTM engine; the others set ``SGEMM`` False and use NumPy's
+BLAS with the generic cell loops, with the same results.
 """
 from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.machinery
 import os
 
 import numpy as np
@@ -29,6 +42,9 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
 SGEMM = False  # lstmlab's own AVX-512 float32 GEMM (sgemm.c) was built; LSTMLAB_SGEMM=0 turns it off
+ISAS = ("avx512", "avx2", "generic")  # the variants setup.py can build, best first
+ISA = None  # the variant loaded, one of ISAS (None: no kernels)
+ISA_REASON = ""  # why that variant: forced or chosen, which were built, which this CPU runs
 
 
 def available() -> bool:
@@ -36,10 +52,59 @@ def available() -> bool:
     return KERNELS is not None
 
 
-def _find_kernels():
+def _built_variants() -> dict:
+    """{variant: path} of the kernel variants installed next to this file, best first."""
     here = os.path.dirname(__file__)
-    found = glob.glob(os.path.join(here, "_kernels*.so")) + glob.glob(os.path.join(here, "_kernels*.pyd"))
-    return found[0] if found else None
+    built = {}
+    for isa in ISAS:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:  # e.g. .cpython-311-x86_64-linux-gnu.so, .pyd
+            path = os.path.join(here, f"_kernels_{isa}{suffix}")
+            if os.path.exists(path):
+                built[isa] = path
+                break
+    return built
+
+
+def _cpu_runs(generic_path: str) -> tuple:
+    """The variants this CPU can execute, best first, from ``lk_cpu_level`` of the generic variant (built for
+    plain x86-64, so loading and calling it is safe on any x86-64 CPU; on other CPUs it answers 0)."""
+    probe = ctypes.CDLL(generic_path)
+    probe.lk_cpu_level.argtypes, probe.lk_cpu_level.restype = [], ctypes.c_int
+    level = probe.lk_cpu_level()  # 2: x86-64-v4, 1: x86-64-v3, 0: neither
+    return ISAS[2 - max(0, min(2, level)):]
+
+
+def _requested_isa():
+    """LSTMLAB_ISA, checked (None when unset or empty)."""
+    forced = os.environ.get("LSTMLAB_ISA", "").strip().lower()
+    if forced and forced not in ISAS:
+        raise ValueError(f"LSTMLAB_ISA: expected one of {', '.join(ISAS)} (or unset, for the best this CPU runs), "
+                         f"got {os.environ['LSTMLAB_ISA']!r}")
+    return forced or None
+
+
+def _find_kernels(forced):
+    """(path, variant, why) of the variant to load; path None when none can be (why says so). Raises
+    ValueError when the forced variant was not built or this CPU cannot run it: a forced variant is never
+    replaced by another one behind the user's back."""
+    built = _built_variants()
+    if not built:
+        return None, None, "the C kernels were not built (no C compiler at install time)"
+    if "generic" not in built:  # cannot happen with setup.py (all variants build from the same sources)
+        return None, None, (f"the generic kernel variant, which checks what this CPU runs, was not built "
+                            f"(built: {', '.join(built)})")
+    runs = _cpu_runs(built["generic"])
+    facts = f"built: {', '.join(built)}; this CPU runs: {', '.join(runs)}"
+    if forced:
+        if forced not in built:
+            raise ValueError(f"LSTMLAB_ISA={forced}: that kernel variant was not built ({facts}); expected one "
+                             f"of {', '.join(built)}")
+        if forced not in runs:
+            raise ValueError(f"LSTMLAB_ISA={forced}: this CPU cannot run that kernel variant ({facts}); expected "
+                             f"one of {', '.join(i for i in runs if i in built)}")
+        return built[forced], forced, f"{forced}: forced by LSTMLAB_ISA ({facts})"
+    best = next(i for i in ISAS if i in built and i in runs)  # generic is built and always runs
+    return built[best], best, f"{best}: the best variant built that this CPU runs ({facts})"
 
 
 def _find_openblas():
@@ -50,13 +115,14 @@ def _find_openblas():
 
 
 def _load():
-    global KERNELS, SET_THREADS_LOCAL, REASON, SGEMM
+    global KERNELS, SET_THREADS_LOCAL, REASON, SGEMM, ISA, ISA_REASON
+    forced = _requested_isa()  # a misspelt LSTMLAB_ISA is refused even when the fast path is off
     if os.environ.get("LSTMLAB_FAST", "1") == "0":
         REASON = "disabled by LSTMLAB_FAST=0"
         return
-    path = _find_kernels()
+    path, isa, why = _find_kernels(forced)
     if path is None:
-        REASON = "the C kernels were not built (no C compiler at install time)"
+        REASON = why
         return
     blas_path = _find_openblas()
     if blas_path is None:
@@ -97,6 +163,7 @@ def _load():
     lib.lk_sgemm_prepacked_steps.argtypes = [I, I, I, I, P, I, I, P, ctypes.c_float, P, I, I]
     lib.lk_sgemm_prepacked_steps.restype = None
     KERNELS = lib
+    ISA, ISA_REASON = isa, why
     SGEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
 
 
