@@ -296,7 +296,8 @@ def model_to_keras(model) -> tuple[dict, list]:
                              "Input(shape)) and a .keras file states it")
         shape = list(shape)
         inp = layer_to_keras({"class_name": "InputLayer", "config": {
-            "batch_shape": shape, "dtype": model.layers[0].dtype.name, "sparse": False, "name": "input_layer"}})
+            "batch_shape": shape, "dtype": model.layers[0].dtype.name, "sparse": False,
+            "name": getattr(model, "_input_name", None) or "input_layer"}})
         config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(model.layers[0].dtype.name),
                   "layers": [inp] + [_layer_spec(l) for l in model.layers], "build_input_shape": shape}
         return ({"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,
