@@ -225,7 +225,7 @@ def load_model_with_metadata(path, compile: bool = True) -> tuple:
     config, meta, weights = _open_archive(path)
     with _about(path, "config.json"):
         kind, ours = model_from_keras(config)
-    compiled = compile and config.get("compile_config") is not None
+    compiled = compile and bool(config.get("compile_config"))  # Keras writes {} for an uncompiled model
     with _open_h5(path, io.BytesIO(weights), "model.weights.h5") as h5:
         reader = WeightReader(h5, path, config, "model.weights.h5: ")
         model = _build(path, kind, ours, reader)
