@@ -39,8 +39,8 @@ KERAS_ONLY = {"activity_regularizer": None, "kernel_constraint": None, "recurren
               "bias_constraint": None, "embeddings_constraint": None,
               "quantization_config": None, "ragged": False, "lora_rank": None, "lora_alpha": None,
               "input_axes": None, "output_axes": None, "use_cudnn": "auto"}
-_KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.models", "keras.optimizers",
-                  "keras.optimizers.schedules", "keras.losses", "keras.metrics")
+_KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.models",
+                  "keras.optimizers", "keras.optimizers.schedules", "keras.losses", "keras.metrics")
 _LAYER_KEYS = ("cell", "layer", "backward_layer")
 
 

@@ -216,10 +216,10 @@ class WeightReader:
         if "optimizer" not in self.h5:
             return 0
         group = self.dataset_group("optimizer/vars")
-        names = list(group.keys())
-        if len(names) > MAX_OPTIMIZER_VARS:
-            raise self.error("optimizer/vars", f"{len(names)} variables, more than the {MAX_OPTIMIZER_VARS} "
+        if len(group) > MAX_OPTIMIZER_VARS:  # counted before any name is listed
+            raise self.error("optimizer/vars", f"{len(group)} variables, more than the {MAX_OPTIMIZER_VARS} "
                                                "lstmlab reads")
+        names = list(group.keys())
         if sorted(names) != sorted(str(k) for k in range(len(names))):
             odd = sorted(set(names) - {str(k) for k in range(len(names))})
             raise self.error(f"optimizer/vars/{odd[0]}", "not an optimizer variable (expected 0, 1, ...)")

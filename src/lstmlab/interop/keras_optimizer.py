@@ -41,8 +41,9 @@ _OPTIMIZER_OF = {k: v for v, k in OPTIMIZERS.items()}
 SLOT_GROUPS = {"sgd": (("momentum",),), "rmsprop": (("velocity",), ("momentum",), ("average_gradient",)),
                "adagrad": (("accumulator",),), "adam": (("m", "v"), ("v_hat",)), "adamw": (("m", "v"), ("v_hat",)),
                "nadam": (("m", "v"),), "adamax": (("m", "u"),)}
-# Keras optimizer arguments lstmlab has no use for, with the value that means "unused" (None: any value).
-_OPTIMIZER_ONLY = {"name": None, "use_ema": False, "ema_momentum": None, "ema_overwrite_frequency": None,
+ANY = object()  # a Keras-only argument whose value changes nothing lstmlab computes
+# Keras optimizer arguments lstmlab has no use for, with the value that means "unused".
+_OPTIMIZER_ONLY = {"name": ANY, "use_ema": False, "ema_momentum": ANY, "ema_overwrite_frequency": None,
                    "loss_scale_factor": None, "gradient_accumulation_steps": None}
 _KERAS_OPTIMIZER_DEFAULTS = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
                              "loss_scale_factor": None, "gradient_accumulation_steps": None}
@@ -50,7 +51,7 @@ LOSSES = {"mean_squared_error": "MeanSquaredError", "mean_absolute_error": "Mean
           "binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
           "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"}
 _LOSS_OF = {k: v for v, k in LOSSES.items()}
-_LOSS_ONLY = {"name": None, "reduction": "sum_over_batch_size", "label_smoothing": 0.0, "axis": -1,
+_LOSS_ONLY = {"name": ANY, "reduction": "sum_over_batch_size", "label_smoothing": 0.0, "axis": -1,
               "ignore_class": None, "dtype": None}
 METRICS = {"mean_absolute_error": "MeanAbsoluteError", "mean_squared_error": "MeanSquaredError",
            "precision": "Precision", "recall": "Recall", "auc": "AUC",
@@ -58,6 +59,7 @@ METRICS = {"mean_absolute_error": "MeanAbsoluteError", "mean_squared_error": "Me
            "sparse_top_k_categorical_accuracy": "SparseTopKCategoricalAccuracy"}
 _METRIC_OF = {k: v for v, k in METRICS.items()}
 SCHEDULES = ("ExponentialDecay", "CosineDecay", "PiecewiseConstantDecay")
+MAX_NADAM_STEPS = 1 << 22
 _COMPILE_IGNORED = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
 
 
@@ -70,7 +72,7 @@ def _drop(config: dict, unused: dict, where: str, what: str) -> dict:
     out = {}
     for key, value in config.items():
         if key in unused:
-            if unused[key] is not None and value not in (unused[key], None):
+            if unused[key] is not ANY and value is not None and value != unused[key]:
                 raise ValueError(f"{where}: {key}={value!r}: lstmlab's {what} has no {key}; only "
                                  f"{unused[key]!r} (unused) can be read")
             continue
@@ -195,25 +197,32 @@ def _metric_from_keras(spec, where: str):
         M.METRICS.lookup(spec, argument=where)
         return spec
     cls, config = check_object(spec, where, set(_METRIC_OF), "metric")
-    config = _drop(config, {"dtype": "float32"}, where, cls)
+    unused = {"dtype": "float32"}
     if "name" not in accepted_arguments(M.METRICS.lookup(_METRIC_OF[cls]))[0]:
-        config.pop("name", None)  # MAE and MSE metrics are named by their class only
+        unused["name"] = _METRIC_OF[cls]  # our MAE and MSE metrics are named by their class only
+    config = _drop(config, unused, where, f"{cls} metric")
     return M.METRICS.deserialize({"class_name": _METRIC_OF[cls], "config": config}, argument=where)
 
 
 def _per_output(value, where: str, leaf):
     """``leaf`` applied to one entry, a list of them or a dict of them by output name."""
-    if isinstance(value, dict) and "class_name" not in value:
+    if isinstance(value, dict) and not _is_leaf(value):
         return {str(k): leaf(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list):
         return [leaf(v, f"{where}[{k}]") for k, v in enumerate(value)]
     return leaf(value, where)
 
 
+def _is_leaf(value) -> bool:
+    """A metric or loss by name, or one Keras object (a dict of them by output name is not a leaf)."""
+    return isinstance(value, str) or isinstance(value, dict) and "class_name" in value
+
+
 def _metric_list(value, where: str):
+    """Our ``metrics`` argument from Keras's: a list, a list of lists (one per output), or a dict by output."""
     if value is None:
         return None
-    if isinstance(value, (str, dict)) and not (isinstance(value, dict) and "class_name" not in value):
+    if _is_leaf(value):
         return [_metric_from_keras(value, where)]
     if isinstance(value, dict):
         return {str(k): _metric_list(v, f"{where}[{k!r}]") for k, v in value.items()}
@@ -267,6 +276,9 @@ def restore_optimizer(model, trainable: list, reader) -> None:
     iterations = int(reader.optimizer_var(0, (), "i", "iterations"))
     if iterations < 0:
         raise ValueError(f"optimizer/vars/0: iterations: expected a count >= 0, got {iterations}")
+    if isinstance(opt, O.Nadam) and iterations > MAX_NADAM_STEPS:  # lstmlab's Nadam keeps one product per step
+        raise ValueError(f"optimizer/vars/0: iterations: {iterations} Nadam steps, more than the "
+                         f"{MAX_NADAM_STEPS} lstmlab's Nadam follows; load with compile=False")
     opt.iterations = iterations
     if has_lr:
         opt.learning_rate = float(reader.optimizer_var(1, (), "f", "learning_rate"))
