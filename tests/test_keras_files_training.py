@@ -137,7 +137,7 @@ def test_functional_two_outputs_continue_both_ways(tmp_path, saver):
     second = keras.saving.load_model(path) if saver == "lstmlab" else lstmlab.load_model(path)
     ours, theirs = (first, second) if saver == "lstmlab" else (second, first)
     assert ours.name == theirs.name == "two_task"
-    assert [t.name for t in theirs.inputs] == ["series", "static"]
+    assert [t.name for t in theirs.inputs] == [t.name for t in ours.inputs] == ["series", "static"]
     assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
     assert ours._loss_weights == [1.0, 0.5]
     mine = ours.fit([X, B], [Y, C], epochs=1, **FIT).history
@@ -302,3 +302,21 @@ def test_sequential_input_and_layer_names_survive_both_ways(tmp_path):
     back = keras.saving.load_model(path)
     assert back.name == "forecaster" and back.inputs[0].name == "frames"
     assert [l.name for l in back.layers] == ["enc", "summary", "head"]
+
+
+def test_compile_config_names_nothing_to_import(tmp_path):
+    """A compile_config that names a module or a registered (custom) class is refused, never imported."""
+    path = str(tmp_path / "m.keras")
+    ours_sequential(lstmlab.optimizers.Adam(0.01)).save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    for key, value, message in [("module", "os.path", r"module 'os.path': lstmlab reads only Keras's own classes"),
+                                ("registered_name", "my>Adam", r"registered_name 'my>Adam': a custom")]:
+        bad = json.loads(json.dumps(config))
+        bad["compile_config"]["optimizer"][key] = value
+        with zipfile.ZipFile(path, "w") as z:
+            for n, data in files.items():
+                z.writestr(n, json.dumps(bad) if n == "config.json" else data)
+        with pytest.raises(ValueError, match=r"compile_config\.optimizer: " + message):
+            lstmlab.load_model(path)
