@@ -39,7 +39,8 @@ KERAS_ONLY = {"activity_regularizer": None, "kernel_constraint": None, "recurren
               "bias_constraint": None, "embeddings_constraint": None,
               "quantization_config": None, "ragged": False, "lora_rank": None, "lora_alpha": None,
               "input_axes": None, "output_axes": None, "use_cudnn": "auto"}
-_KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.models")
+_KERAS_MODULES = ("keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.models",
+                  "keras.optimizers", "keras.optimizers.schedules", "keras.losses", "keras.metrics")
 _LAYER_KEYS = ("cell", "layer", "backward_layer")
 
 
@@ -296,7 +297,8 @@ def model_to_keras(model) -> tuple[dict, list]:
                              "Input(shape)) and a .keras file states it")
         shape = list(shape)
         inp = layer_to_keras({"class_name": "InputLayer", "config": {
-            "batch_shape": shape, "dtype": model.layers[0].dtype.name, "sparse": False, "name": "input_layer"}})
+            "batch_shape": shape, "dtype": model.layers[0].dtype.name, "sparse": False,
+            "name": getattr(model, "_input_name", None) or "input_layer"}})
         config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy(model.layers[0].dtype.name),
                   "layers": [inp] + [_layer_spec(l) for l in model.layers], "build_input_shape": shape}
         return ({"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None,

@@ -10,8 +10,11 @@ decompressed; the config is checked name by name; and each weight's shape, as th
 compared with the HDF5 dataset's declared shape before the dataset is read. Every problem is one
 :class:`~lstmlab.io.ModelFileError` (a ValueError) naming the file and what is wrong.
 
-Not carried: optimizer state and compile settings (a loaded model is compiled again by its user), and
-lstmlab-only layers (a peephole or layer-norm LSTM cell, a projection LSTM), which are refused on saving.
+A compiled model's optimizer state and compile settings cross too (:mod:`.keras_optimizer`): saved with
+``include_optimizer`` (the default), loaded with ``compile`` (the default), so training continues in the
+other library exactly as it would have in this one. Not carried: lstmlab-only layers (a peephole or
+layer-norm LSTM cell, a projection LSTM), and an optimizer, schedule, loss or metric the other library
+lacks; each is refused by name (``compile=False`` loads the model without compile settings).
 ``h5py`` is an optional dependency: ``pip install 'lstmlab[h5]'``.
 """
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ..io.safetensors import atomic_write, parse_json
 from ..layers.base import weights_from
 from ..layers._config import check_shape_argument
 from .keras_config import model_from_keras, model_to_keras
-from .keras_h5 import WeightReader, write_weights
+from .keras_h5 import WeightReader, keras_trainable_order, write_optimizer, write_weights
+from .keras_optimizer import compile_from_keras, compile_to_keras, optimizer_variables, restore_optimizer
 
 KERAS_LAYOUT = "3.15.1"  # the Keras version whose file layout these files follow (and are tested against)
 MAX_MEMBERS = 64  # a Keras archive holds three files (and perhaps a few assets)
@@ -65,22 +69,34 @@ def _about(path: str, field: str):
 
 
 # -- writing -------------------------------------------------------------------------
-def _weights_bytes(model, spec: dict) -> bytes:
+def _weights_bytes(model, spec: dict, optimizer: bool = False) -> bytes:
     h5py = h5py_module()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         write_weights(h5, model, spec)
+        if optimizer:
+            values = optimizer_variables(model, keras_trainable_order(model, spec))
+            write_optimizer(h5, model.optimizer.name, values)
     return buffer.getvalue()
 
 
-def save_model(model, path, metadata: dict | None = None) -> None:
-    """Write ``model`` as a Keras 3 archive at ``path`` (atomically); ``metadata`` goes into metadata.json."""
+def save_model(model, path, metadata: dict | None = None, include_optimizer: bool = True) -> None:
+    """Write ``model`` as a Keras 3 archive at ``path`` (atomically); ``metadata`` goes into metadata.json.
+
+    With ``include_optimizer`` a compiled model's compile settings and optimizer state are written as
+    Keras writes them (an optimizer, loss or metric Keras lacks is refused, naming it).
+    """
     spec, _ = model_to_keras(model)
-    weights = _weights_bytes(model, spec)
+    optimizer = include_optimizer and model.compiled
+    if optimizer:
+        spec["compile_config"] = compile_to_keras(model)
+    weights = _weights_bytes(model, spec, optimizer)
     meta = {"keras_version": KERAS_LAYOUT, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "lstmlab_version": __version__}
     if metadata:
         meta["lstmlab_metadata"] = metadata
+    if optimizer and model._train_seed is not None:
+        meta["lstmlab_train_seed"] = model._train_seed  # dropout masks and shuffling continue as they would
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:  # stored, not deflated, as Keras writes it
         archive.writestr("metadata.json", json.dumps(meta))
@@ -169,7 +185,8 @@ def _open_h5(path: str, source, field: str | None):
 
 
 def _build(path: str, kind: str, config: dict, reader: WeightReader):
-    """Our model from our config, each weight taken from ``reader`` (checked, never initialized)."""
+    """Our model from our config, each weight taken from ``reader`` (checked, never initialized); the
+    reader's check that every dataset was read is left to the caller."""
     from ..models.model import Model
     from ..models.sequential import Sequential
     with _about(path, "config.json"), weights_from(reader.source):
@@ -178,28 +195,50 @@ def _build(path: str, kind: str, config: dict, reader: WeightReader):
             if shape is not None:
                 check_shape_argument("build_input_shape", shape)
             model = Sequential.from_config(config)
+            inputs = [s for s in config["layers"] if s.get("class_name") == "InputLayer"]
+            if inputs:  # our Sequential keeps only the input's shape; its name goes back into the next file
+                model._input_name = inputs[0]["config"].get("name")
         else:
             model = Model.from_config(config)
             model.trainable = config["trainable"]
-    reader.check_all_read()
     return model
 
 
-def load_model_with_metadata(path) -> tuple:
-    """``(model, metadata)`` from a Keras 3 archive; metadata is what lstmlab saved with ``metadata=`` (or {})."""
+def _compile(path: str, model, config: dict, meta: dict, reader: WeightReader) -> None:
+    """Compile ``model`` as the file's ``compile_config`` says and restore the optimizer's variables."""
+    with _about(path, "config.json: compile_config"):
+        model.compile(**compile_from_keras(config["compile_config"]))
+    with _about(path, "model.weights.h5: optimizer/vars"):
+        restore_optimizer(model, keras_trainable_order(model, config), reader)
+    seed = meta.get("lstmlab_train_seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63:
+        model._train_seed = seed
+
+
+def load_model_with_metadata(path, compile: bool = True) -> tuple:
+    """``(model, metadata)`` from a Keras 3 archive; metadata is what lstmlab saved with ``metadata=`` (or {}).
+
+    With ``compile`` a file's compile settings and optimizer state are restored (an optimizer, loss or metric
+    lstmlab lacks is refused, naming it); without, the model comes back uncompiled, as in Keras.
+    """
     path = os.fspath(path)
     config, meta, weights = _open_archive(path)
     with _about(path, "config.json"):
         kind, ours = model_from_keras(config)
+    compiled = compile and bool(config.get("compile_config"))  # Keras writes {} for an uncompiled model
     with _open_h5(path, io.BytesIO(weights), "model.weights.h5") as h5:
-        model = _build(path, kind, ours, WeightReader(h5, path, config, "model.weights.h5: "))
+        reader = WeightReader(h5, path, config, "model.weights.h5: ")
+        model = _build(path, kind, ours, reader)
+        if compiled:
+            _compile(path, model, config, meta, reader)
+        reader.check_all_read(("layers", "vars", "optimizer") if compiled else ("layers", "vars"))
     extra = meta.get("lstmlab_metadata", {})
     return model, (extra if isinstance(extra, dict) else {})
 
 
-def load_model(path):
+def load_model(path, compile: bool = True):
     """The model of a Keras 3 archive (see the module docstring for what is checked and what is not carried)."""
-    return load_model_with_metadata(path)[0]
+    return load_model_with_metadata(path, compile)[0]
 
 
 def load_weights(model, path) -> None:

@@ -30,6 +30,7 @@ from .keras_config import MODEL_CLASSES, snake
 
 BOMB_FLOOR = 1 << 24  # bytes; above this a dataset must store at least 1/1000 of what it declares
 MAX_EXPANSION = 1000
+MAX_OPTIMIZER_VARS = 1 << 20  # iterations, learning rate, and at most three slots per weight
 _CELL_LAYERS = ("LSTM", "GRU", "SimpleRNN")
 
 
@@ -93,24 +94,50 @@ def _vars(path: str) -> str:
     return f"{path}/vars" if path else "vars"
 
 
-def write_weights(h5, model, model_spec: dict) -> None:
-    """Write ``model``'s weights into the open HDF5 file ``h5`` in Keras's layout for ``model_spec``."""
+def placement(model, model_spec: dict) -> list[tuple]:
+    """``(group path, weight)`` of every weight of ``model``, in the file's (Keras's) order."""
     by_owner: dict[str, list] = {}
     for w in model.weights:
         by_owner.setdefault(w.layer.name, []).append(w)
-    written = set()
-    for owner, prefix, path, label in weight_groups(model_spec):
-        group = h5.create_group(_vars(path))
-        group.attrs["name"] = str(label)
+    placed, seen = [], set()
+    for owner, prefix, path, _ in weight_groups(model_spec):
         if owner is None:
             continue
-        mine = [w for w in by_owner.get(owner, []) if w.name.startswith(prefix) and id(w) not in written]
-        for k, w in enumerate(mine):
-            group[str(k)] = w.value
-            written.add(id(w))
-    missing = [w.path for w in model.weights if id(w) not in written]
+        for w in by_owner.get(owner, []):
+            if w.name.startswith(prefix) and id(w) not in seen:
+                placed.append((path, w))
+                seen.add(id(w))
+    missing = [w.path for w in model.weights if id(w) not in seen]
     if missing:
         raise ValueError(f"weight {missing[0]!r} has no place in Keras's weight layout for this model")
+    return placed
+
+
+def keras_trainable_order(model, model_spec: dict) -> list:
+    """``model``'s trainable weights in the order of Keras's ``model.trainable_variables`` (the order of the
+    optimizer's slots in a Keras file): layer by layer as ``model.layers``, each layer's in creation order."""
+    trainable = {id(w) for w in model.trainable_weights}
+    return [w for _, w in placement(model, model_spec) if id(w) in trainable]
+
+
+def write_weights(h5, model, model_spec: dict) -> None:
+    """Write ``model``'s weights into the open HDF5 file ``h5`` in Keras's layout for ``model_spec``."""
+    placed = placement(model, model_spec)
+    for owner, _, path, label in weight_groups(model_spec):
+        h5.create_group(_vars(path)).attrs["name"] = str(label)
+    counts: dict[str, int] = {}
+    for path, w in placed:
+        k = counts.get(path, 0)
+        h5[f"{_vars(path)}/{k}"] = w.value
+        counts[path] = k + 1
+
+
+def write_optimizer(h5, name: str, values: list) -> None:
+    """Keras's ``optimizer/vars/0, 1, ...`` (see :mod:`.keras_optimizer` for their order)."""
+    group = h5.create_group("optimizer/vars")
+    group.attrs["name"] = name
+    for k, value in enumerate(values):
+        group[str(k)] = value
 
 
 class WeightReader:
@@ -159,31 +186,73 @@ class WeightReader:
         _, group = max(candidates, key=lambda pg: len(pg[0]))
         k = self.taken.get(group, 0)
         self.taken[group] = k + 1
-        where = f"{_vars(group)}/{k}"
+        return self.checked(f"{_vars(group)}/{k}", f"weight {owner.name}/{name}", shape, "f").astype(dtype)
+
+    def checked(self, where: str, what: str, shape: tuple, kind: str) -> np.ndarray:
+        """Dataset ``where``, its declared shape and dtype kind ("f" float, "i" integer) compared before it is
+        read, its stored size compared with the declared one, and every value finite."""
         ds = self.dataset(where)
-        what = f"weight {owner.name}/{name}"
         if tuple(ds.shape) != tuple(shape):
             raise self.error(where, f"{what}: the config implies shape {tuple(shape)}, the file holds {ds.shape}")
-        if ds.dtype.kind != "f":
-            raise self.error(where, f"{what}: expected floating-point values, got {ds.dtype}")
+        if ds.dtype.kind not in (("i", "u") if kind == "i" else ("f",)):
+            expected = "integer" if kind == "i" else "floating-point"
+            raise self.error(where, f"{what}: expected {expected} values, got {ds.dtype}")
         declared = math.prod(ds.shape) * ds.dtype.itemsize
         if declared > BOMB_FLOOR and declared > MAX_EXPANSION * ds.id.get_storage_size():
             raise self.error(where, f"{what}: declares {declared} bytes but stores {ds.id.get_storage_size()}; "
                                     "refusing a decompression bomb")
-        value = np.asarray(ds[()], dtype=dtype).reshape(shape)
-        bad = value.size - int(np.count_nonzero(np.isfinite(value)))
-        if bad:
-            raise self.error(where, f"{what}: {bad} of {value.size} values are not finite (NaN or Inf)")
+        value = np.asarray(ds[()]).reshape(shape)
+        if kind == "f":
+            bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+            if bad:
+                raise self.error(where, f"{what}: {bad} of {value.size} values are not finite (NaN or Inf)")
         self.read.add(where)
         return value
 
-    def check_all_read(self) -> None:
+    # -- the optimizer's variables (optimizer/vars/0, 1, ...) ------------------------
+    def optimizer_count(self) -> int:
+        """How many datasets ``optimizer/vars`` holds (0 without one); only names ``0 .. n-1`` are accepted."""
+        import h5py
+        if "optimizer" not in self.h5:
+            return 0
+        group = self.dataset_group("optimizer/vars")
+        if len(group) > MAX_OPTIMIZER_VARS:  # counted before any name is listed
+            raise self.error("optimizer/vars", f"{len(group)} variables, more than the {MAX_OPTIMIZER_VARS} "
+                                               "lstmlab reads")
+        names = list(group.keys())
+        if sorted(names) != sorted(str(k) for k in range(len(names))):
+            odd = sorted(set(names) - {str(k) for k in range(len(names))})
+            raise self.error(f"optimizer/vars/{odd[0]}", "not an optimizer variable (expected 0, 1, ...)")
+        for name in names:
+            if group.get(name, getclass=True, getlink=True) is not h5py.HardLink:
+                raise self.error(f"optimizer/vars/{name}", "lstmlab follows hard links only")
+        return len(names)
+
+    def optimizer_var(self, k: int, shape: tuple, kind: str, what: str) -> np.ndarray:
+        return self.checked(f"optimizer/vars/{k}", f"optimizer variable {k} ({what})", shape, kind)
+
+    def dataset_group(self, path: str):
+        """The group at ``path``, reached through hard links only."""
+        import h5py
+        node = self.h5
+        for part in path.split("/"):
+            if part not in node:
+                raise self.error(path, "missing")
+            if node.get(part, getclass=True, getlink=True) is not h5py.HardLink:
+                raise self.error(path, "lstmlab follows hard links only")
+            node = node[part]
+            if not isinstance(node, h5py.Group):
+                raise self.error(path, f"expected a Group, got a {type(node).__name__}")
+        return node
+
+    def check_all_read(self, tops: tuple = ("layers", "vars")) -> None:
+        """Refuse datasets under ``tops`` that nothing read (``optimizer`` too when the optimizer was read)."""
         import h5py
         extra = []
 
         def visit(name, obj):
             top = name.split("/", 1)[0]
-            if isinstance(obj, h5py.Dataset) and top in ("layers", "vars") and name not in self.read:
+            if isinstance(obj, h5py.Dataset) and top in tops and name not in self.read:
                 extra.append(name)
 
         self.h5.visititems(visit)
