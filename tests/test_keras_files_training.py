@@ -212,7 +212,7 @@ def test_compile_false_loads_weights_only(tmp_path):
     theirs.fit(X, Y, epochs=1, **FIT)
     path = str(tmp_path / "m.keras")
     theirs.save(path)
-    ours = keras_files.load_model(path, compile=False)
+    ours = lstmlab.load_model(path, compile=False)  # the public call, as keras.saving.load_model(path, compile=False)
     assert not ours.compiled
     assert_same_weights(ours, theirs, tol=0)
     mine = ours_sequential(lstmlab.optimizers.Adam(0.01))
@@ -221,7 +221,7 @@ def test_compile_false_loads_weights_only(tmp_path):
     back = keras.saving.load_model(path, compile=False)
     assert not back.compiled
     assert_same_weights(mine, back, tol=0)
-    keras_files.save_model(mine, path, include_optimizer=False)
+    mine.save(path, include_optimizer=False)
     with zipfile.ZipFile(path) as z:
         assert "compile_config" not in json.loads(z.read("config.json"))
         with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
@@ -302,6 +302,13 @@ def test_sequential_input_and_layer_names_survive_both_ways(tmp_path):
     back = keras.saving.load_model(path)
     assert back.name == "forecaster" and back.inputs[0].name == "frames"
     assert [l.name for l in back.layers] == ["enc", "summary", "head"]
+
+
+def test_an_lstmlab_sequential_input_name_reaches_keras(tmp_path):
+    path = str(tmp_path / "i.keras")
+    model = lstmlab.Sequential([lstmlab.Input((5, 3), name="frames"), L.LSTM(2), L.Dense(1)])
+    model.save(path)
+    assert keras.saving.load_model(path).inputs[0].name == "frames"
 
 
 def test_compile_config_names_nothing_to_import(tmp_path):

@@ -141,3 +141,24 @@ def test_optimizer_names_and_bad_hyperparameters():
         O.SGD(momentum=1.5)
     with pytest.raises(ValueError, match=r"^clipnorm, clipvalue, global_clipnorm: expected at most one"):
         O.Adam(clipnorm=1.0, clipvalue=1.0)
+
+
+def test_nadam_after_a_huge_step_count_costs_no_memory():
+    """A file may claim any step count: Nadam's momentum product takes bounded work, not one entry per step."""
+    import time
+
+    from lstmlab.training.optimizers import Nadam
+
+    def product(t, b=0.9):  # u_1 * ... * u_t, written out
+        p = 1.0
+        for s in range(1, t + 1):
+            p *= b * (1 - 0.5 * 0.96**s)
+        return p
+
+    opt = Nadam()
+    for t in (1, 7, 999, 1000, 1001, 2500):
+        assert abs(opt._u_product(t) - product(t)) <= 1e-13 * product(t)
+    start = time.perf_counter()
+    assert Nadam()._u_product(10**15) == 0.0  # 0.9 ** 1e15 underflows; computed in ~1000 multiplications
+    assert time.perf_counter() - start < 0.5
+    assert not hasattr(opt, "_products")

@@ -336,14 +336,15 @@ class Model(Trainer, Layer):
     # -- files -------------------------------------------------------------------
     def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> None:
         """Write the model, atomically: ``.safetensors`` (ours: config, weights, optimizer state) or ``.keras``
-        (a Keras 3 archive that ``keras.saving.load_model`` opens; config and weights, no optimizer state)."""
+        (a Keras 3 archive that ``keras.saving.load_model`` opens: config, weights, and with ``include_optimizer``
+        the compile settings and optimizer state)."""
         from . import saving
         kind = saving.file_kind(path, ("keras", "safetensors"), "save")
         if not self.built:
             raise ValueError(f"model {self.name!r}: build or call the model before saving it")
         if kind == "keras":
             from ..interop import keras_files
-            keras_files.save_model(self, path, metadata)
+            keras_files.save_model(self, path, metadata, include_optimizer)
         else:
             saving.save_model(self, path, include_optimizer, metadata)
 

@@ -132,7 +132,7 @@ def load_model_with_metadata(path, compile: bool = True):
     (empty when none was), which the reader has checked to be a JSON object."""
     if file_kind(path, ("keras", "safetensors"), "load_model") == "keras":
         from ..interop import keras_files
-        return keras_files.load_model_with_metadata(path)
+        return keras_files.load_model_with_metadata(path, compile)
     path = os.fspath(path)
     file = ModelFile(path, *read_model_file(path))
     try:

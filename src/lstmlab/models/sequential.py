@@ -27,6 +27,7 @@ class Sequential(Model):
         super().__init__(name=name if name is not None else backend.unique_name("sequential"), trainable=trainable)
         self.layers = []
         self._declared_input_shape = None
+        self._input_name = None
         for layer in layers or []:
             self.add(layer)
 
@@ -39,6 +40,7 @@ class Sequential(Model):
             if self.layers:
                 raise ValueError("layer: an Input() can only be the first entry of a Sequential model")
             self._declared_input_shape = tuple(layer.batch_shape)
+            self._input_name = layer.name  # a Keras file of this model names its input so
             return
         if not isinstance(layer, Layer):
             raise ValueError(f"layer: expected an lstmlab layer, got {type(layer).__name__}")

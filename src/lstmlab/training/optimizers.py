@@ -265,16 +265,30 @@ class Nadam(_TwoMoments):
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  **kwargs):
-        self._products = [1.0]  # _products[t] = U_t = u_1 * ... * u_t, grown on demand
+        self._product_at = (0, 1.0)  # (t, U_t): the last product computed, so a step extends it by one factor
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
+
+    _SETTLED = 1000  # 0.96**1000 ~ 2e-18: from here on u_s is beta_1 to double precision
 
     def _u(self, s: int) -> float:
         return self.beta_1 * (1.0 - 0.5 * 0.96**s)
 
     def _u_product(self, t: int) -> float:
-        while len(self._products) <= t:  # a pure function of t, so restoring `iterations` restores it
-            self._products.append(self._products[-1] * self._u(len(self._products)))
-        return self._products[t]
+        """``U_t = u_1 * ... * u_t``, a pure function of t (so restoring ``iterations`` restores it).
+
+        Extended one factor per step from the last product; a jump (a loaded model with a large step count)
+        costs at most ``_SETTLED`` multiplications: past that, ``0.96**s`` is below 1e-17 and every further
+        factor is ``beta_1`` exactly, so no memory or time grows with t.
+        """
+        last_t, product = self._product_at
+        if t < last_t or t - last_t > self._SETTLED:
+            last_t, product = 0, 1.0
+        for s in range(last_t + 1, min(t, self._SETTLED) + 1 if t > self._SETTLED else t + 1):
+            product *= self._u(s)
+        if t > self._SETTLED:
+            product *= self.beta_1 ** (t - max(last_t, self._SETTLED))
+        self._product_at = (t, product)
+        return product
 
     def _update(self, w, g, lr, slots):
         t = self.iterations + 1
