@@ -497,11 +497,19 @@ def section_char_model(repeats: int, rounds: int) -> None:
     print()
 
 
+SECTIONS = {  # --only NAME runs one of them
+    "layers": section_layers,
+    "memory": lambda repeats, rounds: section_memory(),
+    "char": section_char_model,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15, one round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each contender's worker runs, taking turns with the others (default 3)")
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="run this one table (e.g. --only layers)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -529,9 +537,9 @@ def main() -> None:
         print("- ONNX Runtime: not installed")
     print(f"- every contender is timed in a fresh process of its own (see worker()), {rounds} round(s) taking "
           "turns; each number is the median over the rounds of the median of its repeats\n")
-    section_layers(repeats, rounds)
-    section_memory()
-    section_char_model(repeats, rounds)
+    for name, section in SECTIONS.items():
+        if args.only in (None, name):
+            section(repeats, rounds)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _fast
 from ..functional._bptt import weight_grads
+from ..functional._validate import check_mask
 from ..functional.activations import get_activation
 from .gemm import matmul
 from .workspace import scratch
@@ -22,12 +23,61 @@ def ptr(a):
     return None if a is None else a.ctypes.data
 
 
-def covered(activation, recurrent_activation, mask, recurrent_mask, dtype) -> bool:
-    """True when the C loops cover the call: kernels built, no mask, no recurrent dropout, float32 or float64,
-    tanh and sigmoid activations. Anything else runs the reference."""
-    return (_fast.available() and mask is None and recurrent_mask is None and dtype in _fast.DTYPES
+def covered(activation, recurrent_activation, mask, recurrent_mask, dtype, masks_in_c: bool = False) -> bool:
+    """True when the C loops cover the call: kernels built, float32 or float64, tanh and sigmoid activations,
+    and no mask or recurrent dropout unless the cell's loop handles them (``masks_in_c``: the LSTM's).
+    Anything else runs the reference."""
+    return (_fast.available() and (masks_in_c or (mask is None and recurrent_mask is None))
+            and dtype in _fast.DTYPES
             and get_activation(activation, argument="activation").name == "tanh"
             and get_activation(recurrent_activation, argument="recurrent_activation").name == "sigmoid")
+
+
+# -- masks: padded steps skipped, not computed ------------------------------------------------------------
+SORT_ROWS = True  # False: the rows keep their order, so the loops compute nearly every padded step and blend
+
+
+def padded_rows(mask, B: int, T: int, chunks):
+    """The mask as the C loops read it, and the row order that lets them skip padding.
+
+    The loops compute, at each step, the rows from the first to the last one still running (``active_rows``
+    in ``cells.h``) and only copy the state of the others. With the rows sorted by their number of valid
+    steps, longest first, the rows still running are the first ones at every step of a pre- or post-padded
+    batch (either way, a row runs at step t when it has enough valid steps left), so no padded step inside
+    that range is computed. Each thread runs the time loop of its own chunk of rows (see
+    :func:`.parallel.split`): the sorted rows are dealt to the chunks in turn, so each gets as much work.
+
+    Parameters
+    ----------
+    mask : array of bool, (B, T), or None
+    chunks : list of (b0, b1)
+        The row ranges the loops will run as separate calls (one range for the unit-split loop).
+
+    Returns
+    -------
+    valid : ndarray of uint8, (B, T), or None
+        The mask in the loops' row order; None when every step is valid.
+    order : ndarray of int, (B,), or None
+        Row k of the loops is row ``order[k]`` of the caller; None when the order is unchanged.
+    """
+    valid = check_mask(mask, B, T)  # (B, T) bool
+    if valid is None or valid.all():
+        return None, None
+    if not SORT_ROWS:
+        return np.ascontiguousarray(valid).view(np.uint8), None
+    ranked = np.argsort(-valid.sum(axis=1), kind="stable")  # (B,) longest first
+    sizes = [b1 - b0 for b0, b1 in chunks]
+    dealt = [[] for _ in chunks]
+    k = 0
+    for row in ranked:  # in turn, skipping the chunks already full
+        while len(dealt[k]) == sizes[k]:
+            k = (k + 1) % len(chunks)
+        dealt[k].append(row)
+        k = (k + 1) % len(chunks)
+    order = np.concatenate(dealt).astype(np.intp)  # (B,)
+    if np.array_equal(order, np.arange(B)):
+        return np.ascontiguousarray(valid).view(np.uint8), None
+    return np.ascontiguousarray(valid[order]).view(np.uint8), order
 
 
 def c_loop(name: str, dtype) -> object:
