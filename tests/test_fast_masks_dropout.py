@@ -27,6 +27,10 @@ def make_mask(kind: str, B: int, T: int, rng) -> np.ndarray | None:
     """(B, T) bool: row 0 all padding, row 1 one valid step, the last row all valid, the others random."""
     if kind == "none":
         return None
+    if kind == "one":  # a single padded step: the weight gradients run on all rows (recurrent.COMPACT_BELOW)
+        m = np.ones((B, T), bool)
+        m[0, -1] = False
+        return m
     lengths = rng.integers(1, T + 1, B)
     lengths[0], lengths[1], lengths[-1] = 0, 1, T
     steps = np.arange(T)[None]  # (1, T)
@@ -78,7 +82,7 @@ def reference_only(monkeypatch):
 # -- the functional fast path against the reference -------------------------------------------------------
 @pytest.mark.parametrize("split_mode", ["sequences", "units", "one-thread"], indirect=True)
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
-@pytest.mark.parametrize("masking", ["none", "post", "pre", "holes"])
+@pytest.mark.parametrize("masking", ["none", "post", "pre", "holes", "one"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("B,T,D,H", [(9, 7, 5, 40), (16, 12, 3, 33), (3, 2, 4, 5), (12, 9, 6, 17)])
 def test_masks_and_dropout_equal_the_reference(split_mode, kernel_calls, dropout, masking, dtype, B, T, D, H):

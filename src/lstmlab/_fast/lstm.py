@@ -224,7 +224,8 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
             kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc),
                  ptr(dz), b0, b1, ptr(valid), ptr(rmask), ptr(carry))
             return chunk_weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], hr0[b0:b1], hr[b0:b1], kernel,
-                                      cache["has_bias"], dx_out=dx[b0:b1])
+                                      cache["has_bias"], dx_out=dx[b0:b1],
+                                      valid=None if valid is None else valid[b0:b1])
 
         dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
     _count("backward", valid, rmask)
