@@ -3,8 +3,8 @@ time loop in C.
 
 Same arguments and results as :mod:`lstmlab.functional.lstm`. When the C
 kernels are available and the call is one they cover (default ``tanh`` /
-``sigmoid`` activations, no mask, no recurrent dropout), the time loop runs
-in C; anything else falls through to the reference, so these functions are
+``sigmoid`` activations, float32 or float64), the time loop runs in C, masks
+and recurrent dropout included; anything else falls through to the reference, so these functions are
 always safe to call. The reference stays the oracle; tests hold the two equal.
 
 * the float32 forward with lstmlab's own GEMM is one C call

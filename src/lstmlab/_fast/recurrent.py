@@ -1,5 +1,5 @@
-"""What the per-cell fast loops (``lstm.py``, ``gru.py``) share: which calls the C loops cover, the C loop
-for a dtype, and the weight-gradient GEMMs after a loop.
+"""What the per-cell fast loops (``lstm.py``, ``gru.py``) share: which calls the C loops cover, the row order
+and mask that let them skip padding, the C loop for a dtype, and the weight-gradient GEMMs after a loop.
 
 The C time loops (``cells_generic.c``) handle batch rows ``[b0, b1)``; the
 Python side runs one such call per batch chunk (see :func:`.parallel.run`),
