@@ -4,8 +4,8 @@ time loop in C.
 Same arguments and results as :mod:`lstmlab.functional.lstm`. When the C
 kernels are available and the call is one they cover (default ``tanh`` /
 ``sigmoid`` activations, float32 or float64), the time loop runs in C, masks
-and recurrent dropout included; anything else falls through to the reference, so these functions are
-always safe to call. The reference stays the oracle; tests hold the two equal.
+and recurrent dropout included; anything else falls through to the
+reference, so these functions are always safe to call. The reference stays the oracle; tests hold the two equal.
 
 * the float32 forward with lstmlab's own GEMM is one C call
   (``lstm_forward_fused_run_f32``, ``lstm_avx512.c``): each register tile of
@@ -23,7 +23,8 @@ always safe to call. The reference stays the oracle; tests hold the two equal.
   runs the whole time loop for its rows, so there is no per-step barrier; a
   batch too small to split (B < 8) is split by hidden units instead, the parts
   meeting once per step (both unit-split loops run on the C worker threads);
-* the weight gradients are GEMMs over all T*B rows, after the loop;
+* the weight gradients are GEMMs over all T*B rows (with a mask, the valid
+  ones only), after the loop;
 * masks: the rows are sorted by length (see :func:`.recurrent.padded_rows`)
   and each step runs the products on the rows still running only; padded
   steps carry h and c through and get a zero gradient, as the reference;
