@@ -3,8 +3,10 @@
 Printed and written to the run directory as ``report.md`` and ``report.json`` (no timings in either, so a
 resumed run's report equals an uninterrupted one's), with ``forecast.png``: forecast against actual on
 the last fold's test part. The verdict compares the MAE over all steps and targets, pooled over the test
-windows of every fold: the model *beats* a baseline only when its MAE is at least ``MARGIN`` lower;
-within that margin the report says it does not beat it.
+windows of every fold: the model *beats* a baseline only when its MAE is lower *and* the Diebold-Mariano
+test (the errors of overlapping windows are correlated; see :func:`.metrics.diebold_mariano`) rejects equal
+accuracy at the 5% level. A random walk's test part is short and its errors noisy: a few percent lower MAE
+there is luck, and the report says the model does not beat persistence.
 """
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ from ...io.safetensors import atomic_write
 from ..plotting import MISSING, pyplot, save_png
 from .config import ForecastConfig
 from .data import Series
-from .metrics import errors, mean_mae, percent_kind
+from .metrics import diebold_mariano, errors, mean_mae, percent_kind
 
-MARGIN = 0.05  # the relative MAE improvement below which a "win" is noise, not a result
+ALPHA = 0.05  # the Diebold-Mariano test's level: a lower MAE with p >= ALPHA is not reported as a win
 NAMES = {"persistence": "persistence", "seasonal_naive": "seasonal-naive"}
 
 
@@ -27,19 +29,24 @@ def _pooled(results, key: str) -> np.ndarray:
     return np.concatenate([r.forecasts[key] if key != "actual" else r.actual for r in results])  # (N, H, n_t)
 
 
-def verdict(model_name: str, baseline: str, model_mae: float, base_mae: float) -> dict:
-    """One sentence comparing the model's MAE with a baseline's, and whether the model beats it."""
+def verdict(model_name: str, baseline: str, model_mae: float, base_mae: float, dm: float = 0.0,
+            p: float = 1.0) -> dict:
+    """One sentence comparing the model's MAE with a baseline's; it *beats* the baseline only when its MAE is
+    lower and the Diebold-Mariano test says so at the ``ALPHA`` level (``dm``, ``p``)."""
     change = (model_mae - base_mae) / base_mae if base_mae > 0 else (0.0 if model_mae == 0 else np.inf)
-    beats = bool(model_mae < (1 - MARGIN) * base_mae)
+    beats = bool(model_mae < base_mae and p < ALPHA)
     nums = f"MAE {model_mae:.4g} against {base_mae:.4g}"
+    test = f"Diebold-Mariano p = {p:.2g}"
     if beats:
-        text = f"the {model_name} beats {baseline} on this series: {nums} ({-100 * change:.0f}% lower)"
-    elif change <= 0:
-        text = (f"the {model_name} does not beat {baseline} on this series: {nums} ({-100 * change:.1f}% lower, "
-                f"within the {100 * MARGIN:.0f}% margin a real improvement must clear)")
+        text = f"the {model_name} beats {baseline} on this series: {nums} ({-100 * change:.0f}% lower, {test})"
+    elif change < 0:
+        text = (f"the {model_name} does not beat {baseline} on this series: {nums} is {-100 * change:.1f}% lower, "
+                f"but not significantly ({test}; a win needs p < {ALPHA:g})")
     else:
-        text = f"the {model_name} does not beat {baseline} on this series: {nums} ({100 * change:.0f}% higher)"
-    return {"baseline": baseline, "model_mae": model_mae, "baseline_mae": base_mae, "beats": beats, "text": text}
+        text = (f"the {model_name} does not beat {baseline} on this series: {nums} "
+                f"({100 * change:.1f}% higher, {test})")
+    return {"baseline": baseline, "model_mae": model_mae, "baseline_mae": base_mae, "dm_statistic": dm,
+            "p_value": p, "beats": beats, "text": text}
 
 
 def _table(title: str, rows, columns) -> list:
@@ -58,8 +65,11 @@ def build_report(cfg: ForecastConfig, series: Series, results, n_params: int, so
     model_name = cfg.cell_name
     columns = [f"{model_name}" if m == "model" else NAMES[m] + (f" ({cfg.season})" if m == "seasonal_naive" else "")
                for m in methods]
+    lag = -(-cfg.horizon // cfg.stride) - 1  # neighbouring windows share target rows up to this lag
     verdicts = [verdict(model_name, NAMES[m] + (f" (season {cfg.season})" if m == "seasonal_naive" else ""),
-                        mean_mae(metrics["model"]), mean_mae(metrics[m])) for m in methods[1:]]
+                        mean_mae(metrics["model"]), mean_mae(metrics[m]),
+                        *diebold_mariano(actual, _pooled(results, "model"), _pooled(results, m), lag))
+                for m in methods[1:]]
     span = (f", {series.date_texts[0]} .. {series.date_texts[-1]}" if series.date_texts else "")
     L = [f"# lstmlab forecast: {', '.join(cfg.target)}", "",
          f"- data: {source_name}, {len(series)} rows{span}"
@@ -89,7 +99,7 @@ def build_report(cfg: ForecastConfig, series: Series, results, n_params: int, so
                                   for m in methods]))
             L += _table(f"{title}:", rows, columns)
     if len(results) > 1:
-        L += [f"## MAE per fold", ""]
+        L += ["## MAE per fold", ""]
         rows = []
         for r in results:
             m = {k: mean_mae(errors(r.actual, r.forecasts[k], kinds)) for k in methods}
