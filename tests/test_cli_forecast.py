@@ -223,6 +223,14 @@ def test_bad_inputs_are_one_line_and_exit_2(capsys, tmp_path):
                                                             str(tmp_path / "nothing"))
 
 
+def test_divergence_stops_before_the_update_with_one_line(capsys, tmp_path):
+    csv = write_series(tmp_path / "s.csv", seasonal(120))
+    code, out, err = cli(capsys, "forecast", "--csv", str(csv), "--target", "y", "--out", str(tmp_path / "d"),
+                         "--lookback", "12", "--horizon", "3", "--units", "8", "--lr", "1e5", "--epochs", "3")
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("lstmlab: error: training diverged at step ") and "--force --lr 10000" in err
+
+
 def test_existing_runs_need_force_and_predict_checks_its_csv(capsys, tmp_path):
     csv = write_series(tmp_path / "s.csv", seasonal(120))
     run = tmp_path / "run"

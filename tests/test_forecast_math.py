@@ -108,12 +108,15 @@ def test_encoding_is_relative_to_the_last_value_and_decodes_back():
     assert np.allclose(back[:, :, 0], np.stack([values[s + 8:s + 12, 0] for s in starts]), atol=1e-4)
 
 
-def test_verdict_claims_a_win_only_past_the_margin():
-    assert verdict("LSTM", "persistence", 0.5, 1.0)["beats"]
-    tie = verdict("LSTM", "persistence", 0.98, 1.0)
-    assert not tie["beats"] and "the LSTM does not beat persistence on this series" in tie["text"]
-    loss = verdict("LSTM", "persistence", 1.3, 1.0)
-    assert not loss["beats"] and "(30% higher)" in loss["text"]
+def test_verdict_claims_a_win_only_when_it_is_significant():
+    win = verdict("LSTM", "persistence", 0.5, 1.0, -4.0, 0.0001)
+    assert win["beats"] and win["text"].startswith("the LSTM beats persistence on this series: MAE 0.5 against 1")
+    luck = verdict("LSTM", "persistence", 0.9, 1.0, -1.0, 0.3)  # 10% lower, but p = 0.3
+    assert not luck["beats"]
+    assert "the LSTM does not beat persistence on this series" in luck["text"] and "not significantly" in luck["text"]
+    loss = verdict("GRU", "persistence", 1.3, 1.0, 3.0, 0.003)
+    assert not loss["beats"] and loss["text"].startswith("the GRU does not beat persistence") and "30.0% higher" in \
+        loss["text"]
 
 
 def test_dates(tmp_path):
@@ -135,3 +138,24 @@ def test_dates(tmp_path):
     path.write_text("day,y\n2020-01-01,1\n2020-01-01,2\n")
     with pytest.raises(ForecastDataError, match="--date: the date 2020-01-01 00:00 appears twice"):
         read_series(str(path), ["y"], (), "day")
+
+
+def test_diebold_mariano_by_hand():
+    from lstmlab.apps.forecast.metrics import diebold_mariano
+
+    actual = np.zeros((4, 1, 1))
+    model = np.array([1.0, 1.0, 3.0, 1.0]).reshape(4, 1, 1)
+    base = np.array([0.0, 2.0, 1.0, 1.0]).reshape(4, 1, 1)
+    d = np.array([1.0, -1.0, 2.0, 0.0])  # |model error| - |baseline error| per window
+    dc = d - d.mean()
+    K = 1  # Newey-West's floor(4 (4 / 100)^(2/9)) = 1 lag, more than the horizon's 0
+    v = dc @ dc / 4 + 2 * (1 - 1 / 2) * (dc[1:] @ dc[:-1]) / 4
+    stat, p = diebold_mariano(actual, model, base, horizon_lag=0)
+    assert K == int(4 * (4 / 100) ** (2 / 9))
+    assert stat == pytest.approx(d.mean() / math.sqrt(v / 4)) and p == pytest.approx(math.erfc(abs(stat) / 2 ** 0.5))
+    assert diebold_mariano(actual, model, model, 0) == (0.0, 1.0)  # the same forecasts: no evidence either way
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(300, 2, 1))
+    good, bad = truth + 0.1 * rng.normal(size=truth.shape), truth + rng.normal(size=truth.shape)
+    stat, p = diebold_mariano(truth, good, bad, 1)
+    assert stat < -5 and p < 1e-6

@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     q = actions.add_parser("predict", help="forecast the rows after the end of a CSV with a trained run",
                            description="Print the next --horizon values after the last row of the CSV.")
     q.add_argument("run", metavar="RUN_DIR", help="a run directory of 'lstmlab forecast'")
-    q.add_argument("--csv", dest="predict_csv", help="the CSV to continue (default: the run's own)")
+    q.add_argument("--csv", dest="predict_csv", metavar="CSV", help="the CSV to continue (default: the run's own)")
     q.set_defaults(func=cmd_predict)
 
 
@@ -164,11 +164,11 @@ def cmd_forecast(args) -> int:
     try:
         status, results = run_folds(out, series, cfg, resume=args.resume)
     except Diverged as exc:
-        step = checkpoint_step(first_checkpoint(out))
-        sys.stderr.write(f"lstmlab: error: {exc}; " + (
-            f"the last good checkpoint (step {step}) is intact; resume with a lower learning rate "
-            f"(start again with --force --lr {cfg.learning_rate / 10:g})" if step is not None
-            else "no checkpoint had been written yet") + "\n")
+        step = checkpoint_step(first_checkpoint(out)) if cfg.folds == 1 else None
+        kept = (f"the last good checkpoint (step {step}) in {out} is intact" if step is not None else
+                "the checkpoints written before it are intact" if cfg.folds > 1 else "no checkpoint had been written yet")
+        sys.stderr.write(f"lstmlab: error: {exc}; {kept}; start again with a lower learning rate: --force --lr "
+                         f"{cfg.learning_rate / 10:g}\n")
         return 1
     if status == "interrupted":
         print(f"resume with: lstmlab forecast --resume --out {out}")

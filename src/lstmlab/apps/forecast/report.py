@@ -79,8 +79,8 @@ def build_report(cfg: ForecastConfig, series: Series, results, n_params: int, so
          f"stride {cfg.stride}",
          f"- model: {cfg.layers} x {model_name}({cfg.units}) -> Dense({cfg.horizon * series.n_targets}), "
          f"{n_params:,} parameters; it sees and predicts changes from the last observed value",
-         f"- evaluation: {len(results)} chronological test fold(s); the scaler and the model saw only the rows "
-         "before each fold's validation block"]
+         f"- evaluation: {len(results)} chronological test fold(s); the scaler was fitted and the model trained on "
+         "the rows before each fold's validation block only, which picked the best epoch"]
     for r in results:
         f = r.fold
         L.append(f"- fold {r.index + 1}: train rows 0-{f.train_end - 1} ({r.n_windows['train']} windows), validation "
