@@ -36,7 +36,7 @@ def verdict(model_name: str, baseline: str, model_mae: float, base_mae: float, d
     change = (model_mae - base_mae) / base_mae if base_mae > 0 else (0.0 if model_mae == 0 else np.inf)
     beats = bool(model_mae < base_mae and p < ALPHA)
     nums = f"MAE {model_mae:.4g} against {base_mae:.4g}"
-    test = f"Diebold-Mariano p = {p:.2g}"
+    test = f"Diebold-Mariano p = {p:.2g}" if p >= 1e-4 else "Diebold-Mariano p < 1e-4"
     if beats:
         text = f"the {model_name} beats {baseline} on this series: {nums} ({-100 * change:.0f}% lower, {test})"
     elif change < 0:
@@ -49,8 +49,9 @@ def verdict(model_name: str, baseline: str, model_mae: float, base_mae: float, d
             "p_value": p, "beats": beats, "text": text}
 
 
-def _table(title: str, rows, columns) -> list:
-    lines = [f"{title}", "", "| step | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+def _table(title: str, rows, columns, first: str = "step") -> list:
+    lines = ([title, ""] if title else []) + ["| " + " | ".join([first, *columns]) + " |",
+                                              "|---" * (len(columns) + 1) + "|"]
     for label, values in rows:
         lines.append(f"| {label} | " + " | ".join(f"{v:.4g}" for v in values) + " |")
     return lines + [""]
@@ -104,7 +105,7 @@ def build_report(cfg: ForecastConfig, series: Series, results, n_params: int, so
         for r in results:
             m = {k: mean_mae(errors(r.actual, r.forecasts[k], kinds)) for k in methods}
             rows.append((f"fold {r.index + 1}", [m[k] for k in methods]))
-        L += _table("", rows, columns)[1:]
+        L += _table("", rows, columns, first="fold")
     text = "\n".join(L).rstrip() + "\n"
     data = {"config": cfg.to_dict(), "rows": len(series), "notes": list(series.notes), "percent_metric": kinds,
             "folds": [{"index": r.index + 1, **r.fold.to_dict(), "windows": r.n_windows, "best_epoch": r.best_epoch}
