@@ -173,9 +173,7 @@ def cmd_forecast(args) -> int:
     if status == "interrupted":
         print(f"resume with: lstmlab forecast --resume --out {out}")
         return 128 + int(results)
-    from .trainer import load_checkpoint as load
-
-    n_params = load(first_checkpoint(out))[0].count_params()
+    n_params = load_checkpoint(first_checkpoint(out))[0].count_params()
     text, data = build_report(cfg, series, results, n_params, source)
     write_report(out, text, data)
     note = plot_forecast(os.path.join(out, "forecast.png"), cfg, series, results[-1])
