@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...distributed import GradientReducer, World, rank_seed
+from ...distributed.watchdog import StopWatchdog
 from ...layers import RNN
 from ...training.losses import SparseCategoricalCrossentropy
 from .config import ModelConfig
@@ -52,6 +53,10 @@ class StreamParallel:
             if whole.states is not None:
                 mine.reset_states([s[self.lo:self.hi] for s in whole.states])  # (B_r, H) of (B, H)
         self.local = local
+        try:  # a stop signal must end this rank even while it waits on a dead one
+            self.watchdog = StopWatchdog()
+        except ValueError:  # not the main thread: no signal handlers here either
+            self.watchdog = None
 
     def _recurrent_pairs(self, local):
         return [(a, b) for a, b in zip(local.layers, self.full.layers) if isinstance(a, RNN) and a.stateful]

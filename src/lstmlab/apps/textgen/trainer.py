@@ -269,7 +269,10 @@ class TextTrainer:
                     break
                 if k < p.step_in_epoch:
                     continue  # resuming inside an epoch: the carried states were restored
+                step_start = time.monotonic()
                 loss = self.model.train_on_batch(x, y, before_update=self._guard)
+                if self.parallel is not None and self.parallel.watchdog is not None:
+                    self.parallel.watchdog.beat(time.monotonic() - step_start)
                 p.step_in_epoch, p.global_step = k + 1, p.global_step + 1
                 p.elapsed = elapsed0 + time.monotonic() - start
                 window_loss, window_steps = window_loss + loss, window_steps + 1
