@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .apps.longrange.cli import add_experiment
 
     add_experiment(sub)
+    from .apps.tune.command import add_parser as add_tune
+    add_tune(sub)
     return parser
 
 
