@@ -128,7 +128,9 @@ class TrainObjective:
             except Diverged as exc:  # a learning rate too high is an answer too: prune, keep the message
                 trial.set_user_attr("diverged", str(exc))
                 raise optuna.TrialPruned(str(exc)) from None
-        if reason == "interrupted":
+        if reason == "interrupted":  # Optuna marks the trial FAIL; its run directory can be resumed by hand
+            print(f"trial {trial.number} interrupted at step {trainer.progress.global_step}; its checkpoint is in "
+                  f"{run_dir} (lstmlab train --resume --out {run_dir})", flush=True)
             raise KeyboardInterrupt
         best = trainer.progress.best_val
         trial.set_user_attr("steps", trainer.progress.global_step)

@@ -31,7 +31,7 @@ def import_optuna():
         import optuna
     except ImportError:
         raise ValueError(f"lstmlab tune needs Optuna: {EXTRA_HINT}") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's outcome is one line of ours instead
     return optuna
 
 
@@ -101,6 +101,8 @@ def run_worker(spec: dict, index: int, n_trials: int) -> int:
 
     def announce(study, trial):
         value = "" if trial.value is None else f" {trial.value:.4f}"
+        reason = trial.system_attrs.get("fail_reason", "") if trial.state.name == "FAIL" else ""
+        value += f": {reason.strip().splitlines()[-1]}" if reason.strip() else ""
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         print(f"trial {trial.number} {trial.state.name.lower()}{value} ({params})", flush=True)
 
