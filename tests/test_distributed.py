@@ -4,6 +4,7 @@ Two ranks, each holding half of every global batch of 64, must reach the weights
 batches of 64: the gradients are averaged by one all-reduce weighted by the ranks' sample counts, so the
 only difference is the order of floating-point sums.
 """
+import importlib.util
 import os
 import shutil
 import signal
@@ -25,9 +26,7 @@ HERE = Path(__file__).parent
 def _mpi_missing():
     if shutil.which("mpirun") is None:
         return "mpirun is not installed (Debian: apt-get install openmpi-bin libopenmpi-dev)"
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("mpi4py") is None:
         return "mpi4py is not installed (pip install 'lstmlab[mpi]')"
     return None
 
