@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment(sub)
     from .apps.forecast.command import add_parser as add_forecast
     add_forecast(sub)
+    from .apps.tune.command import add_parser as add_tune
+    add_tune(sub)
     return parser
 
 

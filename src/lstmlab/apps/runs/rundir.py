@@ -44,10 +44,13 @@ class RunDir:
         return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
 
     def clear(self) -> None:
-        """Remove a previous run's files (``--force``), and stale temporary files."""
+        """Remove a previous run's files (``--force``), and stale temporary files. Another process removing the
+        same files at once (the ranks of an MPI job) is no error."""
         for path in (self.checkpoint, self.best, self.log, self.plot):
-            if os.path.exists(path):
+            try:
                 os.remove(path)
+            except FileNotFoundError:
+                pass
         self.remove_stale_temps()
 
     def stale_temps(self) -> list[str]:
