@@ -19,7 +19,6 @@ lacks; each is refused by name (``compile=False`` loads the model without compil
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
 import io
 import json
@@ -29,7 +28,7 @@ import zipfile
 import zlib
 
 from .._version import __version__
-from ..io.errors import ModelFileError
+from ..io.errors import ModelFileError, about
 from ..io.safetensors import atomic_write, parse_json
 from ..layers.base import weights_from
 from ..layers._config import check_shape_argument
@@ -43,7 +42,6 @@ MAX_CONFIG_BYTES = 64 << 20
 MAX_WEIGHTS_BYTES = 8 << 30
 ZIP_MAX_EXPANSION, ZIP_BOMB_FLOOR = 1000, 1 << 20
 MAX_DEPTH = 64  # JSON nesting; a real Keras config is about 15 deep
-_CONFIG_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
 
 
 def h5py_module():
@@ -54,18 +52,6 @@ def h5py_module():
         raise ImportError("Keras files (.keras, .weights.h5) need h5py, an optional dependency of lstmlab: "
                           "pip install 'lstmlab[h5]'") from None
     return h5py
-
-
-@contextlib.contextmanager
-def _about(path: str, field: str):
-    """Errors raised in the block are about ``field`` of the file ``path``."""
-    try:
-        yield
-    except ModelFileError:
-        raise
-    except _CONFIG_ERRORS as exc:
-        problem = str(exc) if isinstance(exc, ValueError) else f"not a valid value ({type(exc).__name__}: {exc})"
-        raise ModelFileError(path, field, problem) from None
 
 
 # -- writing -------------------------------------------------------------------------
@@ -165,7 +151,7 @@ def _open_archive(path: str) -> tuple[dict, dict, bytes]:
         for name in ("config.json", "metadata.json"):
             if name in members:
                 raw = _read_member(path, archive, members[name], MAX_CONFIG_BYTES)
-                with _about(path, name):
+                with about(path, name):
                     try:
                         texts[name] = parse_json(raw.decode("utf-8"), MAX_DEPTH)
                     except UnicodeDecodeError as exc:
@@ -189,7 +175,7 @@ def _build(path: str, kind: str, config: dict, reader: WeightReader):
     reader's check that every dataset was read is left to the caller."""
     from ..models.model import Model
     from ..models.sequential import Sequential
-    with _about(path, "config.json"), weights_from(reader.source):
+    with about(path, "config.json"), weights_from(reader.source):
         if kind == "Sequential":
             shape = config.get("build_input_shape")
             if shape is not None:
@@ -206,9 +192,9 @@ def _build(path: str, kind: str, config: dict, reader: WeightReader):
 
 def _compile(path: str, model, config: dict, meta: dict, reader: WeightReader) -> None:
     """Compile ``model`` as the file's ``compile_config`` says and restore the optimizer's variables."""
-    with _about(path, "config.json: compile_config"):
+    with about(path, "config.json: compile_config"):
         model.compile(**compile_from_keras(config["compile_config"]))
-    with _about(path, "model.weights.h5: optimizer/vars"):
+    with about(path, "model.weights.h5: optimizer/vars"):
         restore_optimizer(model, keras_trainable_order(model, config), reader)
     seed = meta.get("lstmlab_train_seed")
     if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63:
@@ -223,7 +209,7 @@ def load_model_with_metadata(path, compile: bool = True) -> tuple:
     """
     path = os.fspath(path)
     config, meta, weights = _open_archive(path)
-    with _about(path, "config.json"):
+    with about(path, "config.json"):
         kind, ours = model_from_keras(config)
     compiled = compile and bool(config.get("compile_config"))  # Keras writes {} for an uncompiled model
     with _open_h5(path, io.BytesIO(weights), "model.weights.h5") as h5:

@@ -1,7 +1,11 @@
 """The one error a bad model or weights file raises."""
 from __future__ import annotations
 
+import contextlib
 import os
+
+# What a config from a file can make our constructors raise; inside `about` each becomes a ModelFileError.
+CONFIG_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
 
 
 class ModelFileError(ValueError):
@@ -15,3 +19,15 @@ class ModelFileError(ValueError):
         self.path, self.field, self.problem = os.fspath(path), field, problem
         where = f"path: {self.path!r}: {field}" if field else f"path: {self.path!r}"
         super().__init__(f"{where}: {problem}")
+
+
+@contextlib.contextmanager
+def about(path, field: str):
+    """Errors raised in the block are about ``field`` of the file ``path``: one :class:`ModelFileError`."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except CONFIG_ERRORS as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else f"not a valid value ({type(exc).__name__}: {exc})"
+        raise ModelFileError(path, field, problem) from None

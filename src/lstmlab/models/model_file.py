@@ -11,12 +11,11 @@ Every problem becomes one :class:`~lstmlab.io.ModelFileError` naming the file an
 """
 from __future__ import annotations
 
-import contextlib
 import re
 
 import numpy as np
 
-from ..io.errors import ModelFileError
+from ..io.errors import ModelFileError, about
 from ..io.safetensors import parse_json
 from ..layers import LAYERS
 from ..layers._config import check_shape_argument
@@ -27,7 +26,6 @@ from ..training.optimizers import OPTIMIZERS
 MAX_DEPTH = 64  # JSON nesting in a metadata field; a real model config is under 10 deep
 _INTEGER = re.compile(r"[0-9]{1,19}")
 # Exceptions a constructor can raise for a value of the wrong type or range; all become ModelFileError.
-_CONFIG_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
 
 
 class ModelFile:
@@ -40,16 +38,9 @@ class ModelFile:
     def error(self, field, problem) -> ModelFileError:
         return ModelFileError(self.path, field, problem)
 
-    @contextlib.contextmanager
     def about(self, field: str):
         """Errors raised inside the block are about ``field`` of this file."""
-        try:
-            yield
-        except ModelFileError:
-            raise
-        except _CONFIG_ERRORS as exc:
-            problem = str(exc) if isinstance(exc, ValueError) else f"not a valid value ({type(exc).__name__}: {exc})"
-            raise self.error(field, problem) from None
+        return about(self.path, field)
 
     # -- metadata -----------------------------------------------------------
     def json(self, key: str, kind: type, required: bool = True):
