@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .apps.longrange.cli import add_experiment
 
     add_experiment(sub)
+    from .apps.inspect.command import add_parser as add_inspect
+    add_inspect(sub)
     return parser
 
 
