@@ -1,7 +1,7 @@
 """Run a model over one text and keep, for every LSTM layer, every step and every unit, what the equations computed.
 
-The values come from the reference forward :func:`lstmlab.functional.lstm.lstm_forward` in float64 (not from
-the fast path), so the page shows the equations of :mod:`lstmlab.functional.lstm` with the model's weights::
+The values come from the reference forward :func:`lstmlab.functional.lstm.lstm_forward` (not from the fast
+path), so the page shows the equations of :mod:`lstmlab.functional.lstm` with the model's weights::
 
     (1) f_t = sigma(zf_t)   (2) i_t = sigma(zi_t)   (3) g_t = tanh(zg_t)
     (4) c_t = f_t * c_{t-1} + i_t * g_t   (5) o_t = sigma(zo_t)   (6) h_t = o_t * tanh(c_t)
@@ -14,6 +14,10 @@ or a stack of cells has other (or more) gates, and is refused with a message nam
 What the model outputs decides what else is kept: per-step scores over the vocabulary (a character model)
 give the top-5 next-token predictions and the surprisal of the actual next token; anything else (a
 classifier's class scores after the last step) is kept as the final output.
+
+The forward runs in float32, the dtype the model trained in: its rounding (~1e-7) is far below the page's
+quantization step (~4e-3), and it halves the time of the step-by-step loop (20,000 steps of a 2 x 256 model
+in about 3 s instead of 6).
 """
 from __future__ import annotations
 
@@ -94,9 +98,9 @@ def check_supported(model) -> list:
 
 
 def _lstm_trace(layer, x):
-    """Run ``layer``'s weights through the reference forward in float64; ``(hs (1, T, H), LayerTrace)``."""
+    """Run ``layer``'s weights through the reference forward in float32; ``(hs (1, T, H), LayerTrace)``."""
     cell = layer.cell
-    weights = [np.asarray(w, np.float64) for w in layer.get_weights()]
+    weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
     kernel, recurrent = weights[0], weights[1]  # (D, 4H), (H, 4H)
     bias = weights[2] if cell.use_bias else None  # (4H,)
     hs, _, cache = lstm_forward(x, kernel, recurrent, bias, activation=cell.activation,
@@ -136,7 +140,7 @@ def collect(model, ids, tokens, vocab) -> Trace:
     last = model.layers[-1]
     for layer in model.layers:
         if isinstance(layer, RNN):
-            hs, lt = _lstm_trace(layer, np.asarray(x, np.float64))  # (1, T, H)
+            hs, lt = _lstm_trace(layer, np.asarray(x, np.float32))  # (1, T, H)
             trace.layers.append(lt)
             x = hs if layer.return_sequences else hs[:, -1]  # (1, T, H) or (1, H)
         else:
