@@ -69,16 +69,23 @@
   const textEl = $("text");
   const spans = new Array(T);
   const offsets = new Int32Array(T + 1);  // UTF-16 offset of each token in the joined text
+  // Whole lines are grouped in chunks with content-visibility: auto, so that the browser styles, lays out and
+  // paints only the chunks on screen: recolouring 20,000 characters then costs the visible ones.
   (function buildText() {
     const frag = document.createDocumentFragment();
+    let chunk = null, size = 0, lines = 1;
+    const close = () => { if (chunk) { chunk.style.containIntrinsicSize = `auto ${Math.ceil(lines * 20.2)}px`; frag.appendChild(chunk); } };
     for (let t = 0; t < T; t++) {
+      if (!chunk) { chunk = document.createElement("div"); chunk.className = "chunk"; size = 0; lines = 1; }
       const tok = META.tokens[t], s = document.createElement("span");
       s.k = t;
-      if (tok === "\n") { s.textContent = "\u21b5\n"; s.className = "nl"; } else s.textContent = tok;
+      if (tok === "\n") { s.textContent = "\u21b5\n"; s.className = "nl"; lines++; } else s.textContent = tok;
       spans[t] = s;
-      frag.appendChild(s);
+      chunk.appendChild(s);
       offsets[t + 1] = offsets[t] + tok.length;
+      if (++size >= 3000 || (size >= 400 && tok === "\n")) { close(); chunk = null; }
     }
+    close();
     textEl.appendChild(frag);
   })();
   const TEXT = META.tokens.join("");
@@ -124,7 +131,7 @@
     $("unit").value = unit;
     $("layer").value = layer;
     $("quantity").value = q;
-    contexts(v);
+    contexts(v, unitCodes(layer, q === "tc" ? "c" : q, unit));
     markLists();
     markScatter();
     if (state.hover >= 0) showStep(state.hover);
@@ -138,21 +145,35 @@
     }
     return chosen;
   }
-  function topContexts(v, k, spacing) {
-    const idx = Array.from({ length: T }, (_, t) => t);
-    const high = idx.slice().sort((a, b) => v[b] - v[a] || a - b);
-    const low = idx.sort((a, b) => v[a] - v[b] || a - b);
+  // Steps by value, highest (lowest) first and earlier steps first among equals. The values are increasing
+  // functions of the 8-bit codes (tanh(c) too), so a counting sort of the codes orders them in O(T).
+  function topContexts(codes, k, spacing) {
+    const count = new Int32Array(257);
+    for (let t = 0; t < T; t++) count[codes[t] + 1]++;
+    for (let c = 0; c < 256; c++) count[c + 1] += count[c];  // count[c]: first slot of code c
+    const asc = new Int32Array(T);
+    for (let t = 0; t < T; t++) asc[count[codes[t]]++] = t;  // by code, then by step
+    const high = [], low = [];
+    for (let end = T; end > 0;) {  // codes from the highest down, steps ascending within a code
+      let start = end - 1;
+      while (start > 0 && codes[asc[start - 1]] === codes[asc[end - 1]]) start--;
+      for (let j = start; j < end; j++) high.push(asc[j]);
+      if (high.length > 2 * k * spacing + k) break;  // enough candidates for k picks `spacing` apart
+      end = start;
+    }
+    for (let j = 0; j < T && j <= 2 * k * spacing + k; j++) low.push(asc[j]);
     return [pick(high, k, spacing), pick(low, k, spacing)];
   }
   function show(tok) { return tok === "\n" ? "\u21b5" : tok === "\t" ? "\u21e5" : tok; }
+  function showOne(tok) { return (tok === " " ? "\u2423" : show(tok)).replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
   function windowHtml(t) {
     const a = Math.max(0, t - 30), b = Math.min(T, t + 8);
     const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
     const part = (x, y) => esc(META.tokens.slice(x, y).map(show).join(""));
     return `${part(a, t)}<mark>${esc(show(META.tokens[t]))}</mark>${part(t + 1, b)}`;
   }
-  function contexts(v) {
-    const [high, low] = topContexts(v, 5, 20);
+  function contexts(v, codes) {
+    const [high, low] = topContexts(codes, 5, 20);
     for (const [id, list] of [["ctx-high", high], ["ctx-low", low]]) {
       const ol = $(id);
       ol.innerHTML = "";
@@ -181,7 +202,7 @@
   function showStep(t) {
     const layer = state.layer, unit = state.units[layer], v = stepValues(layer, unit, t);
     const tip = $("tooltip");
-    let html = `<div><span class="ch">${show(META.tokens[t]).replace(/&/g, "&amp;").replace(/</g, "&lt;")}</span>
+    let html = `<div><span class="ch">${showOne(META.tokens[t])}</span>
       step ${t}, ${LAYERS[layer].name} unit ${unit}</div><table class="values">`;
     for (const q of SHOWN) html += `<tr><td>${q === "tc" ? "tanh(c)" : q}</td><td class="v" data-q="${q}">${fmt(v[q])}</td></tr>`;
     html += "</table>";
@@ -191,12 +212,12 @@
       html += `<div>next: <table class="preds">`;
       for (let j = 0; j < k; j++) {
         const id = p.ids[t * k + j], pr = p.probs[t * k + j] / L;
-        html += `<tr><td><span class="ch">${show(META.vocab[id]).replace(/&/g, "&amp;").replace(/</g, "&lt;")}</span></td><td class="v">${pr.toFixed(3)}</td></tr>`;
+        html += `<tr><td><span class="ch">${showOne(META.vocab[id])}</span></td><td class="v">${pr.toFixed(3)}</td></tr>`;
       }
       html += "</table></div>";
       if (t + 1 < T) {
         const s = p.s[t] * META.predictions.surprisal_hi / L;
-        html += `<div class="surprisal">surprisal of the actual next <span class="ch">${show(META.tokens[t + 1]).replace(/&/g, "&amp;").replace(/</g, "&lt;")}</span>: <b>${s.toFixed(2)}</b> bits</div>`;
+        html += `<div class="surprisal">surprisal of the actual next <span class="ch">${showOne(META.tokens[t + 1])}</span>: <b>${s.toFixed(2)}</b> bits</div>`;
       } else html += `<div class="surprisal">(last step: no next character)</div>`;
     } else if (META.final_output) html += `<div>model output after the last step: ${META.final_output.map((x) => x.toFixed(3)).join(", ")}</div>`;
     tip.innerHTML = html;
@@ -383,7 +404,11 @@
     const H = LAYERS[layer].units;
     unit = Math.max(0, Math.min(H - 1, Math.floor(+unit) || 0));
     const t0 = performance.now();
-    if (layer !== state.layer) { state.ranked = []; state.active = []; $("ranked").innerHTML = ""; $("active-list").innerHTML = ""; }
+    if (layer !== state.layer) {  // the lists ranked the units of the other layer
+      state.ranked = []; state.active = [];
+      for (const id of ["ranked", "active-list", "search-note"]) $(id).innerHTML = "";
+      $("active-note").textContent = "Select a stretch of the text with the mouse.";
+    }
     state.layer = layer;
     state.units[layer] = unit;
     redraw();
