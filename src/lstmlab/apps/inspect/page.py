@@ -1,4 +1,4 @@
-"""The page: page.html with page.css and page.js inlined, the encoded trace and the gate saturation.
+"""The page: page.html with page.css and the scripts inlined, the encoded trace and the gate saturation.
 
 One file, nothing fetched: the stylesheet and the script are inlined, the arrays are base64 inside the
 page, and a Content-Security-Policy forbids every request. It opens from a file:// URL in any browser.
@@ -13,6 +13,7 @@ from .data import Trace
 from .encoding import encode, script_json
 from .search import saturation
 
+SCRIPTS = ("page_data.js", "page_search.js", "page.js")  # one scope, in this order (page.html wraps them)
 GATES = ("i", "f", "o")  # the gates whose saturation the scatter shows (g is a tanh, not a gate)
 
 
@@ -31,7 +32,8 @@ def render(trace: Trace, title: str = "", source: str = "", model: str = "") -> 
         layer["saturation"] = sat
     page = _asset("page.html")
     # The assets first, the data last: no placeholder can appear inside base64 or escaped JSON anyway.
-    for marker, text in (("/*__CSS__*/", _asset("page.css")), ("/*__JS__*/", _asset("page.js")),
+    script = "\n".join(_asset(name) for name in SCRIPTS)
+    for marker, text in (("/*__CSS__*/", _asset("page.css")), ("/*__JS__*/", script),
                          ("__TITLE__", html_lib.escape(f"lstmlab inspect: {title}"))):
         page = page.replace(marker, text, 1)
     head, sep, tail = page.partition("__META__")
