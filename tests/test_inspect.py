@@ -196,3 +196,51 @@ def test_cli_default_text_and_prime(quote_run, capsys):
     meta, _ = read_page(out.read_text(encoding="utf-8"))
     assert "".join(meta["tokens"]).startswith('ab "C') and meta["T"] == 55
     capsys.readouterr()
+
+
+def test_serve_answers_on_loopback_only():
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from lstmlab.apps.inspect.command import make_server
+
+    server = make_server("<!doctype html><p>page</p>", 0)
+    host, port = server.server_address
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fetch = urllib.request.build_opener(urllib.request.ProxyHandler({})).open  # straight to the loopback
+    try:
+        assert host == "127.0.0.1"
+        with fetch(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.status == 200 and r.read() == b"<!doctype html><p>page</p>"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            fetch(f"http://127.0.0.1:{port}/../../etc/passwd", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_classifier_shape_model_is_traced_and_rendered():
+    """Any Sequential whose recurrent layers are LSTMs: a classifier (last LSTM without sequences, softmax over
+    classes) gives every step's gates and its class scores as the final output; the page renders without
+    next-token predictions. A GRU in the stack is refused, naming the layer."""
+    from lstmlab import backend, layers as L
+    from lstmlab.apps.inspect import UnsupportedModel, check_supported, render
+    from lstmlab.models import Sequential
+
+    with backend.seeded(3):
+        model = Sequential([L.Embedding(6, 4), L.LSTM(5, return_sequences=True), L.LSTM(3), L.Dense(2,
+                            activation="softmax")])
+        ids = np.array([1, 2, 3, 4, 5, 1, 2])
+        probs = model.predict(ids[None], verbose=0)[0]  # (2,) the model's own forward
+    trace = collect(model, ids, list("abcdeab"), list("_abcde"))
+    assert [lt.units for lt in trace.layers] == [5, 3] and trace.layers[1].values["h"].shape == (7, 3)
+    assert trace.top_ids is None and np.allclose(trace.final_output, probs, atol=1e-6)
+    meta, blobs = read_page(render(trace, title="classifier"))
+    assert meta["predictions"] is None and "p-ids" not in blobs
+    assert np.allclose(decode(meta, blobs)["layers"][1]["h"], trace.layers[1].values["h"], atol=1 / 255)
+    with pytest.raises(UnsupportedModel, match="layer 'gru' is a GRU"):
+        check_supported(Sequential([L.Embedding(6, 4), L.GRU(3, name="gru"), L.Dense(2)]))
+    with pytest.raises(UnsupportedModel, match="is a Bidirectional wrapper"):
+        check_supported(Sequential([L.Embedding(6, 4), L.Bidirectional(L.LSTM(3)), L.Dense(2)]))

@@ -76,6 +76,18 @@ def cmd_inspect(args) -> int:
 
 def serve(page: str, port: int = 0) -> None:
     """Serve the page (and nothing else) on 127.0.0.1 until Ctrl-C; opens no browser."""
+    server = make_server(page, port)
+    print(f"serving on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        sys.stdout.write("\nstopped\n")
+    finally:
+        server.server_close()
+
+
+def make_server(page: str, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server bound to the loopback interface only, answering GET / with the page and 404 otherwise."""
     body = page.encode("utf-8")
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -92,11 +104,4 @@ def serve(page: str, port: int = 0) -> None:
         def log_message(self, *a):  # quiet: the URL printed below is all the user needs
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print(f"serving on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        sys.stdout.write("\nstopped\n")
-    finally:
-        server.server_close()
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)  # never 0.0.0.0: the page is private
