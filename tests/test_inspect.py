@@ -234,11 +234,14 @@ def test_a_classifier_shape_model_is_traced_and_rendered():
                             activation="softmax")])
         ids = np.array([1, 2, 3, 4, 5, 1, 2])
         probs = model.predict(ids[None], verbose=0)[0]  # (2,) the model's own forward
-    trace = collect(model, ids, list("abcdeab"), list("_abcde"))
+    tokens = ["</script><b>", "<!--", "&amp;", "a", "\u2028", "\"", "e"]  # display strings that must stay text
+    trace = collect(model, ids, tokens, list("_abcde"))
     assert [lt.units for lt in trace.layers] == [5, 3] and trace.layers[1].values["h"].shape == (7, 3)
     assert trace.top_ids is None and np.allclose(trace.final_output, probs, atol=1e-6)
-    meta, blobs = read_page(render(trace, title="classifier"))
-    assert meta["predictions"] is None and "p-ids" not in blobs
+    html = render(trace, title="classifier </title>")
+    meta, blobs = read_page(html)
+    assert meta["predictions"] is None and "p-ids" not in blobs and meta["tokens"] == tokens
+    assert "</script><b>" not in html and "<!--" not in html.split("<body>")[1] and "classifier &lt;/title&gt;" in html
     assert np.allclose(decode(meta, blobs)["layers"][1]["h"], trace.layers[1].values["h"], atol=1 / 255)
     with pytest.raises(UnsupportedModel, match="layer 'gru' is a GRU"):
         check_supported(Sequential([L.Embedding(6, 4), L.GRU(3, name="gru"), L.Dense(2)]))

@@ -92,6 +92,7 @@ def _check_colours(driver, values, steps):
 def test_page_in_chromium(page, driver, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     path, text, meta, vals = page
     T = len(text)
@@ -132,6 +133,23 @@ def test_page_in_chromium(page, driver, tmp_path):
     assert driver.execute_script("return window.lstmlabInspect.state.units[0]") == top
     assert "current" in items[0].get_attribute("class")
     _check_colours(driver, vals["layers"][0]["c"][:, top], probe)
+
+    # position in line (a preset): Python's ranking again
+    driver.find_element(By.CSS_SELECTOR, '.presets button[data-signal="line-position"]').click()
+    want_line = rank_units(pattern_signal(text, "", mode="line-position"), vals["layers"][0]["c"], k=12)
+    got_line = [int(li.get_attribute("data-unit")) for li in driver.find_elements(By.CSS_SELECTOR, "#ranked li")]
+    assert got_line == [u for u, _ in want_line]
+    assert "position in line" in driver.find_element(By.ID, "search-note").text
+
+    # colour by another quantity: the forget gate, on the sequential scale of [0, 1]
+    Select(driver.find_element(By.ID, "quantity")).select_by_value("f")
+    f = vals["layers"][0]["f"][:, top]
+    css = driver.execute_script("const s = document.querySelectorAll('#text span');"
+                                "return arguments[0].map(k => s[k].style.backgroundColor);", probe)
+    for k_, c in zip(probe, css):
+        rgb, alpha = _rgba(c)
+        assert rgb == (33, 102, 172) and abs(alpha - round(0.85 * round(f[k_] * 255) / 255, 3)) < 6e-3, (k_, c)
+    Select(driver.find_element(By.ID, "quantity")).select_by_value("c")
 
     # hover a character: the tooltip shows the seven values, the top-5 predictions and the surprisal
     k = text.index('"', 50) + 2  # inside a quote

@@ -76,10 +76,10 @@ function redraw() {
 }
 
 function show(tok) { return tok === "\n" ? "\u21b5" : tok === "\t" ? "\u21e5" : tok; }
-function showOne(tok) { return (tok === " " ? "\u2423" : show(tok)).replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
+const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/"/g, "&quot;");  // text into HTML
+function showOne(tok) { return esc(tok === " " ? "\u2423" : show(tok)); }
 function windowHtml(t) {
   const a = Math.max(0, t - 30), b = Math.min(T, t + 8);
-  const esc = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const part = (x, y) => esc(META.tokens.slice(x, y).map(show).join(""));
   return `${part(a, t)}<mark>${esc(show(META.tokens[t]))}</mark>${part(t + 1, b)}`;
 }
@@ -114,7 +114,7 @@ function showStep(t) {
   const layer = state.layer, unit = state.units[layer], v = stepValues(layer, unit, t);
   const tip = $("tooltip");
   let html = `<div><span class="ch">${showOne(META.tokens[t])}</span>
-    step ${t}, ${LAYERS[layer].name} unit ${unit}</div><table class="values">`;
+    step ${t}, ${esc(LAYERS[layer].name)} unit ${unit}</div><table class="values">`;
   for (const q of SHOWN) html += `<tr><td>${q === "tc" ? "tanh(c)" : q}</td><td class="v" data-q="${q}">${fmt(v[q])}</td></tr>`;
   html += "</table>";
   const p = predictions();
@@ -238,7 +238,7 @@ const dots = [];
       }
     }
     const cap = document.createElement("figcaption");
-    cap.innerHTML = `${L.name}: ` + ["i", "f", "o"].map((g) => `<span style="color:${GATE_COLOURS[g]}">\u25cf ${g}</span>`).join(" ");
+    cap.innerHTML = `${esc(L.name)}: ` + ["i", "f", "o"].map((g) => `<span style="color:${GATE_COLOURS[g]}">\u25cf ${g}</span>`).join(" ");
     fig.appendChild(svg); fig.appendChild(cap);
     $("scatters").appendChild(fig);
   });
