@@ -166,11 +166,28 @@ def test_cli_bad_inputs_are_one_line(quote_run, tmp_path, capsys):
                     r"--text: character '\u00e9' .* not in the model's vocabulary")
     _one_line_error(capsys, ["inspect", run, "--prime", ""], r"--prime: expected some text")
     _one_line_error(capsys, ["inspect", run, "--length", "0"], r"--length: expected a positive integer, got 0")
+    _one_line_error(capsys, ["inspect", run, "--out", str(tmp_path / "no" / "p.html")], r"--out: the folder .* does "
+                    "not exist")
+    (tmp_path / "long.txt").write_text((quote_text(30_000) * 100)[:3_000_000])  # x 16 units: too much for a page
+    _one_line_error(capsys, ["inspect", run, "--text", str(tmp_path / "long.txt")], r"--text: 3,000,000 characters "
+                    r"of 16 LSTM units make a page of about 486 MB; expected at most 400 MB \(2,469,135 characters")
     _one_line_error(capsys, ["inspect", run, "--text", "x", "--prime", "a"], r"not allowed with argument")
     not_a_model = tmp_path / "junk.safetensors"
     not_a_model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     _one_line_error(capsys, ["inspect", str(not_a_model)], r"junk.safetensors")
     assert not (tmp_path / "inspect.html").exists()
+
+
+def test_cli_refuses_held_out_text_of_a_changed_corpus(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(quote_text(3000))
+    train_run(tmp_path / "run", corpus.read_text(), units=4, steps=1, corpus=corpus)
+    corpus.write_text(quote_text(3000, seed=7))
+    _one_line_error(capsys, ["inspect", str(tmp_path / "run")], r"RUN_DIR: the corpus .* changed since the run was "
+                    r"trained.*give --text FILE")
+    corpus.unlink()
+    _one_line_error(capsys, ["inspect", str(tmp_path / "run")], r"RUN_DIR: cannot read the run's corpus .*no such "
+                    r"file.*give --text FILE")
 
 
 def test_cli_refuses_a_gru_run(tmp_path, capsys):

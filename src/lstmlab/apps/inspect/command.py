@@ -36,13 +36,16 @@ def _out_path(args) -> str:
             raise ValueError(f"--out: expected a path, got {args.out!r}")
         if os.path.isdir(args.out):
             raise ValueError(f"--out: {args.out!r} is a directory; expected an .html file")
+        parent = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(parent):
+            raise ValueError(f"--out: the folder {parent!r} does not exist")
         return args.out
     base = args.run if os.path.isdir(args.run) else os.path.dirname(os.path.abspath(args.run))
     return os.path.join(base, "inspect.html")
 
 
 def cmd_inspect(args) -> int:
-    from .data import collect
+    from .data import check_supported, collect
     from .page import render, write
     from .source import check_text, from_file, generated, held_out, load_run
 
@@ -62,7 +65,7 @@ def cmd_inspect(args) -> int:
     else:
         text, source = held_out(run, args.length or DEFAULT_LENGTH)
         what = "RUN_DIR"
-    check_text(text, what)
+    check_text(text, what, units=sum(layer.cell.units for layer in check_supported(run.model)))
     ids = run.vocab.encode(text, argument=what)
     trace = collect(run.model, ids, list(text), list(run.vocab.chars))
     page = render(trace, title=os.path.basename(os.path.normpath(args.run)), source=source, model=run.description)

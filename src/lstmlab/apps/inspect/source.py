@@ -19,7 +19,10 @@ from ...io.safetensors import load_file
 from ..runs import RunDir
 from .data import check_supported
 
-MAX_TEXT = 200_000  # characters: the page holds 6 bytes per unit per character
+MAX_PAGE_MB = 400  # a larger page takes seconds to open and hundreds of MB of browser memory
+# Bytes of page per character (encoding.py, base64 = 4/3): six 8-bit arrays per unit, and the predictions (five
+# 16-bit ids and probabilities, one 16-bit surprisal) plus the character in the JSON, about 34 bytes.
+BYTES_PER_UNIT, BYTES_PER_CHAR = 6 * 4 / 3, 34
 MAX_FILE_BYTES = 64 << 20  # a --text file is read whole, then cut to --length
 
 
@@ -31,6 +34,7 @@ class Run:
     description: str
     corpus: str | None  # where the training text came from (None: unknown)
     val_fraction: float | None
+    corpus_sha256: str | None = None  # of the training text, to notice a corpus file changed since
 
 
 def checkpoint_path(run_dir: str) -> str:
@@ -69,14 +73,14 @@ def load_run(run_dir: str) -> Run:
     if kind is not None and kind != "lstmlab.textgen":
         raise ValueError(f"RUN_DIR: {run_dir!r} is a {kind.rsplit('.', 1)[-1]} run; inspect reads text-generation "
                          "runs (lstmlab train) so far")
-    model, vocab, mcfg, tcfg, progress, _ = load_checkpoint(path)
+    model, vocab, mcfg, tcfg, progress, digest = load_checkpoint(path)
     try:
         check_supported(model)
     except ValueError as exc:
         raise ValueError(f"RUN_DIR: {run_dir!r}: {str(exc).removeprefix('model: ')}") from None
     best = f", best validation loss {progress.best_val:.4f} nats" if progress.best_val is not None else ""
     desc = (f"{mcfg.layers} x {mcfg.cell.upper()}({mcfg.units}), step {progress.global_step}{best}")
-    return Run(model, vocab, path, desc, tcfg.corpus, tcfg.val_fraction)
+    return Run(model, vocab, path, desc, tcfg.corpus, tcfg.val_fraction, digest)
 
 
 def held_out(run: Run, length: int) -> tuple[str, str]:
@@ -92,6 +96,11 @@ def held_out(run: Run, length: int) -> tuple[str, str]:
     except ValueError as exc:
         raise ValueError(f"RUN_DIR: cannot read the run's corpus for its held-out text ({exc}); give --text FILE") \
             from None
+    from ..textgen.trainer import text_digest
+
+    if run.corpus_sha256 is not None and text_digest(text) != run.corpus_sha256:
+        raise ValueError(f"RUN_DIR: the corpus {run.corpus!r} changed since the run was trained, so its held-out "
+                         "part is not what the run held out; give --text FILE")
     ids = run.vocab.encode(text, argument="corpus")
     _, val = split_ids(ids, run.val_fraction)
     held = run.vocab.decode(val)
@@ -125,9 +134,14 @@ def generated(run: Run, prime: str, length: int, temperature: float, seed: int) 
     return prime + more, f"--prime {prime[:30]!r} and {length} generated characters (temperature {temperature:g})"
 
 
-def check_text(text: str, what: str) -> str:
+def check_text(text: str, what: str, units: int) -> str:
+    """Refuse an empty text, and one whose page (``units`` LSTM units in all) would exceed :data:`MAX_PAGE_MB`."""
     if not text:
         raise ValueError(f"{what}: expected some text, got none")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{what}: {len(text):,} characters; expected at most {MAX_TEXT:,} (use --length)")
+    per_char = units * BYTES_PER_UNIT + BYTES_PER_CHAR
+    mb = len(text) * per_char / 1e6
+    if mb > MAX_PAGE_MB:
+        longest = int(MAX_PAGE_MB * 1e6 / per_char)
+        raise ValueError(f"{what}: {len(text):,} characters of {units} LSTM units make a page of about {mb:,.0f} MB; "
+                         f"expected at most {MAX_PAGE_MB} MB ({longest:,} characters; use --length)")
     return text
