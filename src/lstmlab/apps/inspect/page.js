@@ -55,7 +55,6 @@ function legend(q, maxAbs) {
   $("legend").innerHTML = `${lo}<span class="bar" style="background:${grad}"></span>${hi}`;
 }
 
-let current = null;  // values of the selected layer / quantity / unit
 function redraw() {
   const { layer, q } = state, unit = state.units[layer];
   const v = unitValues(layer, q, unit);
@@ -63,7 +62,6 @@ function redraw() {
   if (q === "c") for (let t = 0; t < T; t++) maxAbs = Math.max(maxAbs, Math.abs(v[t]));
   const pal = q === "i" || q === "f" || q === "o" ? SEQ : DIV;
   for (let t = 0; t < T; t++) spans[t].style.backgroundColor = pal[colourIndex(q, v[t], maxAbs)];
-  current = v;
   legend(q, maxAbs);
   for (const el of document.querySelectorAll(".unit-name")) el.textContent = `${LAYERS[layer].name} unit ${unit} (${QNAMES[q]})`;
   $("unit").value = unit;
