@@ -18,7 +18,15 @@ Prints markdown tables of medians and ratios:
 4. the char-model recipe of the text-generation issue (embedding 64,
    2 x LSTM(256), batch 64, sequence 100, Adam, clipping): training
    characters per second, ours and PyTorch's, and the per-character latency
-   of generation.
+   of generation;
+5. the IMDB-shape model of issue 17 (Embedding(20000, 128, mask_zero) ->
+   Bidirectional(LSTM(64), sequences) -> Bidirectional(LSTM(64)) -> Dense(1)),
+   one training step on 32 reviews of 30-200 tokens padded to 200: masked
+   (padding skipped, and the masked blend) and unmasked, against PyTorch
+   padded and with pack_padded_sequence;
+6. one LSTM layer's training step with recurrent_dropout=0.2 against none.
+
+    python benchmarks/bench_lstm.py --quick --only imdb   # one table
 
 Needs: pip install -r benchmarks/requirements.txt
 """
@@ -309,6 +317,10 @@ def worker(spec: dict) -> dict:
         return char_step(kind, repeats)
     if kind in ("ours-gen", "torch-gen"):
         return generation(kind)
+    if kind in ("ours-imdb", "torch-imdb"):
+        return imdb_step(kind, spec["mode"], repeats)
+    if kind == "ours-dropout":
+        return dropout_step(spec["config"], spec["rate"], repeats)
     raise ValueError(kind)
 
 
@@ -408,6 +420,131 @@ def generation(kind: str, n: int = 1000) -> dict:
         for _ in range(n):
             _, state = net(ids, state)
         return {"us": (time.perf_counter() - t) / n * 1e6}
+
+
+# -- issue 17: masks (the IMDB shape) and recurrent dropout --------------------------------------------------
+IMDB = dict(vocab=20000, embedding=128, units=64, batch=32, steps=200, shortest=30)
+
+
+def imdb_batch(padding: str):
+    """32 reviews of 30..200 tokens (ids 1..vocab-1), padded with 0 to 200 on one side; labels; lengths."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(IMDB["shortest"], IMDB["steps"] + 1, IMDB["batch"])  # (B,)
+    x = np.zeros((IMDB["batch"], IMDB["steps"]), np.int64)  # (B, T)
+    for b, n in enumerate(lengths):
+        tokens = rng.integers(1, IMDB["vocab"], n)
+        if padding == "pre":
+            x[b, IMDB["steps"] - n:] = tokens
+        else:
+            x[b, :n] = tokens
+    y = rng.integers(0, 2, (IMDB["batch"], 1)).astype(np.float32)
+    return x, y, lengths
+
+
+def imdb_step(kind: str, mode: str, repeats: int) -> dict:
+    """One Adam training step of the IMDB-shape model. Ours: mode "skip" (mask_zero, rows sorted so padding
+    is skipped), "blend" (mask_zero, rows unsorted: padded steps computed, then blended) or "none" (no mask,
+    every step of the padding computed). PyTorch: "padded" (no mask) or "packed" (pack_padded_sequence)."""
+    E, H = IMDB["embedding"], IMDB["units"]
+    if kind == "ours-imdb":
+        from lstmlab import layers as L
+        from lstmlab._fast import recurrent
+
+        recurrent.SORT_ROWS = mode != "blend"
+        x, y, _ = imdb_batch("pre")  # Keras's pad_sequences pads before
+        lstmlab.set_random_seed(0)
+        model = lstmlab.Sequential([
+            L.Embedding(IMDB["vocab"], E, mask_zero=mode != "none"),
+            L.Bidirectional(L.LSTM(H, return_sequences=True)),
+            L.Bidirectional(L.LSTM(H)),
+            L.Dense(1, activation="sigmoid"),
+        ])
+        model.compile("adam", "binary_crossentropy")
+        return {"ms": median_ms(lambda: model.train_on_batch(x, y), repeats)}
+    import torch
+
+    torch.manual_seed(0)
+    x, y, lengths = imdb_batch("post")  # pack_padded_sequence wants the valid steps first
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(IMDB["vocab"], E, padding_idx=0)
+            self.lstm1 = torch.nn.LSTM(E, H, batch_first=True, bidirectional=True)
+            self.lstm2 = torch.nn.LSTM(2 * H, H, batch_first=True, bidirectional=True)
+            self.out = torch.nn.Linear(2 * H, 1)
+
+        def forward(self, tokens, lengths):
+            e = self.emb(tokens)
+            if lengths is None:
+                y1, _ = self.lstm1(e)
+                _, (h, _) = self.lstm2(y1)
+            else:
+                pack = torch.nn.utils.rnn.pack_padded_sequence
+                y1, _ = self.lstm1(pack(e, lengths, batch_first=True, enforce_sorted=False))
+                _, (h, _) = self.lstm2(y1)
+            return torch.sigmoid(self.out(torch.cat([h[0], h[1]], dim=1)))  # (B, 1) both directions' last h
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters())
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    lt = torch.from_numpy(lengths) if mode == "packed" else None
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy(net(xt, lt), yt)
+        loss.backward()
+        opt.step()
+
+    return {"ms": median_ms(step, repeats)}
+
+
+def dropout_step(config, rate: float, repeats: int) -> dict:
+    """One LSTM layer's forward + backward in training (the dropout masks drawn per call, as in fit)."""
+    from lstmlab import layers as L
+
+    B, T, D, H = config
+    p = make_problem(B, T, D, H)
+    layer = L.LSTM(H, return_sequences=True, recurrent_dropout=rate)
+    layer.build((None, T, D))
+
+    def train():
+        layer(p["x"], training=True)
+        layer.backward(p["dy"])
+
+    return {"ms": median_ms(train, repeats)}
+
+
+def section_imdb(repeats: int, rounds: int) -> None:
+    modes = [("ours-imdb", "none"), ("ours-imdb", "skip"), ("ours-imdb", "blend"), ("torch-imdb", "padded"),
+             ("torch-imdb", "packed")]
+    res = rounds_of([{"kind": k, "mode": m, "repeats": repeats} for k, m in modes], rounds)
+    ms = {m if k == "ours-imdb" else "torch-" + m: (r["ms"] if r else None) for (k, m), r in zip(modes, res)}
+    print("## IMDB shape: Embedding(20000, 128, mask_zero) -> Bidirectional(LSTM(64), sequences) -> "
+          "Bidirectional(LSTM(64)) -> Dense(1); one Adam step, 32 reviews of 30-200 tokens padded to 200\n")
+    print("| | ms per step | vs lstmlab unmasked | vs PyTorch padded | vs PyTorch packed |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [("lstmlab, no mask (padding computed)", "none"), ("lstmlab, masked (padding skipped)", "skip"),
+            ("lstmlab, masked blend (rows unsorted)", "blend"), ("PyTorch, padded, no mask", "torch-padded"),
+            ("PyTorch, pack_padded_sequence", "torch-packed")]
+    for label, key in rows:
+        print(f"| {label} | {fmt(ms[key])} | {ratio(ms[key], ms['none'])} | {ratio(ms[key], ms['torch-padded'])} | "
+              f"{ratio(ms[key], ms['torch-packed'])} |")
+    print()
+
+
+DROPOUT_CONFIGS = [(32, 100, 64, 128), (64, 100, 128, 256)]
+
+
+def section_dropout(repeats: int, rounds: int) -> None:
+    print("## One LSTM layer's training step with recurrent_dropout=0.2 (median ms)\n")
+    print("| config (B, T, D, H) | no dropout | recurrent_dropout=0.2 | ratio |")
+    print("|---|---:|---:|---:|")
+    for config in DROPOUT_CONFIGS:
+        plain, dropped = rounds_of([{"kind": "ours-dropout", "config": config, "rate": r, "repeats": repeats}
+                                    for r in (0.0, 0.2)], rounds)
+        print(f"| {tuple(config)} | {plain['ms']:.2f} | {dropped['ms']:.2f} | {ratio(dropped['ms'], plain['ms'])} |")
+    print()
 
 
 # -- report --------------------------------------------------------------------------------------------------
@@ -528,11 +665,21 @@ def section_isa(isa: str, repeats: int, rounds: int) -> None:
     print()
 
 
+SECTIONS = {  # --only NAME runs one of them
+    "layers": section_layers,
+    "memory": lambda repeats, rounds: section_memory(),
+    "char": section_char_model,
+    "imdb": section_imdb,
+    "dropout": section_dropout,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats instead of 15, one round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each contender's worker runs, taking turns with the others (default 3)")
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="run this one table (e.g. --only layers)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--isa", choices=lstmlab._fast.ISAS,
                         help="only the LSTM layer table, with this kernel variant forced (LSTMLAB_ISA), against the "
@@ -567,9 +714,9 @@ def main() -> None:
     if args.isa:
         section_isa(args.isa, repeats, rounds)
         return
-    section_layers(repeats, rounds)
-    section_memory()
-    section_char_model(repeats, rounds)
+    for name, section in SECTIONS.items():
+        if args.only in (None, name):
+            section(repeats, rounds)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ _OPTION.update({"learning_rate": "--lr", "test_size": "--test-size", "val_size":
 for _name in ("length", "temperature", "seed", "epochs", "minutes", "layers", "units", "embedding", "dropout",
               "cell", "optimizer", "corpus", "vocab_size", "seeds", "steps"):
     _OPTION[_name] = f"--{_name}"
+_OPTION.update({n: f"--{n.replace('_', '-')}" for n in ("lookback", "horizon", "stride", "season", "folds", "target",
+                                                        "test_fraction")})
 
 
 def _option_style(message: str) -> str:
@@ -291,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .apps.longrange.cli import add_experiment
 
     add_experiment(sub)
+    from .apps.forecast.command import add_parser as add_forecast
+    add_forecast(sub)
+    from .apps.tune.command import add_parser as add_tune
+    add_tune(sub)
     from .apps.inspect.command import add_parser as add_inspect
     add_inspect(sub)
     return parser

@@ -143,16 +143,16 @@ def _load():
     lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
     lib.set_blas(*pointers)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I]
-        getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I]
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I] + [P] * 4
+        getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I] + [P] * 3
         getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
         getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]
         for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
     C = ctypes.c_int
-    lib.lstm_backward_units_run_f32.argtypes = [I, I, I] + [P] * 9 + [C]
+    lib.lstm_backward_units_run_f32.argtypes = [I, I, I] + [P] * 12 + [C]
     lib.lstm_backward_units_run_f32.restype = C
-    lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 7 + [C, P, P, C, C, P]
+    lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 11 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int

@@ -19,6 +19,27 @@ static inline void prefetch_row(const void *row, int64_t bytes) {
     for (int64_t off = 0; off < bytes; off += 64) prefetch_line((const char *)row + off);
 }
 
+/* Masks (padded steps). mask (B, T), one byte per step, row-major, or NULL (every step valid). A step
+   marked 0 is skipped for its row: h and c are carried through unchanged and it gets no gradient, as in
+   src/lstmlab/functional/lstm.py. The Python side sorts the rows by their number of valid steps, so that at
+   any step of a pre- or post-padded batch the rows still running are one contiguous range: the products
+   run on that range only (padding is skipped, not computed and discarded) and the rows outside it only
+   copy their state. Rows inside it that are padding at this step (holes) are computed and then blended. */
+static inline int step_valid(const uint8_t *mask, int64_t T, int64_t b, int64_t t) {
+    return !mask || mask[b * T + t];
+}
+
+/* [*lo, *hi): from the first to the last row of [b0, b1) valid at step t (empty: *lo == *hi). */
+static inline void active_rows(const uint8_t *mask, int64_t T, int64_t t, int64_t b0, int64_t b1, int64_t *lo,
+                               int64_t *hi) {
+    int64_t a = b0, e = b1;
+    if (mask) {
+        while (a < b1 && !mask[a * T + t]) a++;
+        while (e > a && !mask[(e - 1) * T + t]) e--;
+    }
+    *lo = a, *hi = e;
+}
+
 #if defined(__AVX512F__)
 /* The float32 LSTM cell, one step of one sequence for n units, in AVX-512 registers (lstm_avx512.c): the
    float32 time loops of cells_generic.c call it at every step, as the unit-split backward does. Arguments

@@ -142,32 +142,63 @@ static __attribute__((noinline, unused)) void lstm_cell_backward_generic_##SFX( 
                                                                                                          \
 /* LSTM forward, one GEMM per step accumulating into z_t (BLAS; float64, or float32 without the own GEMM:  \
    with it, lstm_forward_fused_run_f32 below runs instead). On entry z[b, t] holds x_t @ kernel; on exit the   \
-   activated gates i, f, g, o. bias (4H) may be NULL. */                                                 \
+   activated gates i, f, g, o (at valid steps). bias (4H) may be NULL. mask (B, T) may be NULL (cells.h).    \
+   Recurrent dropout: rmask (B, H) multiplies h_{t-1} where it enters the recurrent kernel; the product      \
+   reads hr (B, T, H) and hr0 (B, H), which are hs and h0 without dropout, else h_t * rmask kept here. */     \
 void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const REAL *bias,        \
-                        const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, int64_t b1) {    \
-    const int64_t G = 4 * H, m = b1 - b0;                                                                \
+                        const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, int64_t b1,      \
+                        const uint8_t *mask, const REAL *rmask, REAL *hr, const REAL *hr0) {             \
+    const int64_t G = 4 * H;                                                                             \
+    (void)B;  /* rows b0..b1 only; B is part of every loop's signature */                                \
     for (int64_t t = 0; t < T; t++) {                                                                    \
-        /* z_t += h_{t-1} @ recurrent_kernel, for rows b0..b1 */                                         \
-        const REAL *h_prev = t ? hs + (b0 * T + t - 1) * H : h0 + b0 * H;                                \
-        rows_times_##SFX(0, m, G, H, h_prev, t ? T * H : H, U, 1, z + (b0 * T + t) * G, T * G);           \
-        for (int64_t b = b0; b < b1; b++)                                                                \
-            lstm_cell_forward_##SFX(H, H, z + (b * T + t) * G, bias,                                     \
-                                    t ? cs + (b * T + t - 1) * H : c0 + b * H,                           \
-                                    cs + (b * T + t) * H, hs + (b * T + t) * H,                          \
-                                    t + 1 < T ? z + (b * T + t + 1) * G : NULL);                         \
+        int64_t lo, hi;                                                                                  \
+        active_rows(mask, T, t, b0, b1, &lo, &hi);                                                       \
+        /* z_t += (h_{t-1} * rmask) @ recurrent_kernel, for the rows still running */                   \
+        if (hi > lo)                                                                                     \
+            rows_times_##SFX(0, hi - lo, G, H, t ? hr + (lo * T + t - 1) * H : hr0 + lo * H, t ? T * H : H, \
+                             U, 1, z + (lo * T + t) * G, T * G);                                         \
+        for (int64_t b = b0; b < b1; b++) {                                                              \
+            REAL *h = hs + (b * T + t) * H, *c = cs + (b * T + t) * H;                                   \
+            const REAL *c_prev = t ? cs + (b * T + t - 1) * H : c0 + b * H;                              \
+            if (step_valid(mask, T, b, t)) {                                                             \
+                lstm_cell_forward_##SFX(H, H, z + (b * T + t) * G, bias, c_prev, c, h,                   \
+                                        t + 1 < T ? z + (b * T + t + 1) * G : NULL);                     \
+            } else {  /* padding: h and c carried through */                                            \
+                const REAL *h_prev = t ? hs + (b * T + t - 1) * H : h0 + b * H;                          \
+                for (int64_t j = 0; j < H; j++) h[j] = h_prev[j], c[j] = c_prev[j];                      \
+            }                                                                                            \
+            if (rmask) {                                                                                 \
+                REAL *restrict d = hr + (b * T + t) * H;                                                 \
+                for (int64_t j = 0; j < H; j++) d[j] = h[j] * rmask[b * H + j];                          \
+            }                                                                                            \
+        }                                                                                                \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
 /* LSTM backward through time. dh, dc (B, H): in, the gradients reaching h_T, c_T; out, dh0, dc0.       \
-   dhs (B, T, H) may be NULL. Writes dz (B, T, 4H), the gradient of the pre-activations. */             \
+   dhs (B, T, H) may be NULL. Writes dz (B, T, 4H), the gradient of the pre-activations (zero at padded  \
+   steps). mask, rmask as the forward (may be NULL); carry (B, H): scratch for the rows whose padded step \
+   falls inside the product's range, whose gradients pass through it. */                                 \
 void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const REAL *U, const float *packed,  \
                          const REAL *c0, const REAL *cs, const REAL *dhs, REAL *dh, REAL *dc, REAL *dz,  \
-                         int64_t b0, int64_t b1) {                                                       \
-    const int64_t G = 4 * H, m = b1 - b0;                                                                \
+                         int64_t b0, int64_t b1, const uint8_t *mask, const REAL *rmask, REAL *carry) {  \
+    const int64_t G = 4 * H;                                                                             \
+    (void)B;                                                                                             \
     for (int64_t t = T - 1; t >= 0; t--) {                                                               \
+        int64_t lo, hi;                                                                                  \
+        active_rows(mask, T, t, b0, b1, &lo, &hi);                                                       \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             const REAL *zr = z + (b * T + t) * G;                                                        \
             REAL *dzr = dz + (b * T + t) * G;                                                            \
+            if (!step_valid(mask, T, b, t)) {  /* padding: no gradient; dh (with dhs_t), dc pass through */ \
+                REAL *restrict d = dh + b * H;                                                           \
+                if (dhs)                                                                                 \
+                    for (int64_t j = 0; j < H; j++) d[j] += dhs[(b * T + t) * H + j];                    \
+                for (int64_t j = 0; j < G; j++) dzr[j] = 0;                                              \
+                if (b >= lo && b < hi)  /* the product below overwrites its dh */                        \
+                    for (int64_t j = 0; j < H; j++) carry[b * H + j] = d[j];                             \
+                continue;                                                                                \
+            }                                                                                            \
             lstm_cell_backward_##SFX(H, zr, zr + H, zr + 2 * H, zr + 3 * H, cs + (b * T + t) * H,        \
                                      t ? cs + (b * T + t - 1) * H : c0 + b * H,                          \
                                      dhs ? dhs + (b * T + t) * H : NULL, dh + b * H, dc + b * H, dzr,    \
@@ -175,8 +206,17 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
                                      t > 1 ? cs + (b * T + t - 2) * H : NULL,                            \
                                      dhs && t ? dhs + (b * T + t - 1) * H : NULL);                       \
         }                                                                                                \
-        /* the hidden-state path to t-1: dh_{t-1} = dz_t @ recurrent_kernel.T */                         \
-        recurrent_##SFX(packed, 1, m, H, G, dz + (b0 * T + t) * G, T * G, U, 0, dh + b0 * H, H);                \
+        if (hi == lo) continue;                                                                          \
+        /* the hidden-state path to t-1: dh_{t-1} = (dz_t @ recurrent_kernel.T) * rmask */               \
+        recurrent_##SFX(packed, 1, hi - lo, H, G, dz + (lo * T + t) * G, T * G, U, 0, dh + lo * H, H);   \
+        if (mask || rmask)                                                                               \
+            for (int64_t b = lo; b < hi; b++) {                                                          \
+                REAL *restrict d = dh + b * H;                                                           \
+                if (!step_valid(mask, T, b, t))                                                          \
+                    for (int64_t j = 0; j < H; j++) d[j] = carry[b * H + j];                             \
+                else if (rmask)                                                                          \
+                    for (int64_t j = 0; j < H; j++) d[j] *= rmask[b * H + j];                            \
+            }                                                                                            \
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \

@@ -3,9 +3,9 @@ time loop in C.
 
 Same arguments and results as :mod:`lstmlab.functional.lstm`. When the C
 kernels are available and the call is one they cover (default ``tanh`` /
-``sigmoid`` activations, no mask, no recurrent dropout), the time loop runs
-in C; anything else falls through to the reference, so these functions are
-always safe to call. The reference stays the oracle; tests hold the two equal.
+``sigmoid`` activations, float32 or float64), the time loop runs in C, masks
+and recurrent dropout included; anything else falls through to the
+reference, so these functions are always safe to call. The reference stays the oracle; tests hold the two equal.
 
 * the float32 forward with lstmlab's own GEMM is one C call
   (``lstm_forward_fused_run_f32``, ``lstm_avx512.c``): each register tile of
@@ -23,28 +23,47 @@ always safe to call. The reference stays the oracle; tests hold the two equal.
   runs the whole time loop for its rows, so there is no per-step barrier; a
   batch too small to split (B < 8) is split by hidden units instead, the parts
   meeting once per step (both unit-split loops run on the C worker threads);
-* the weight gradients are GEMMs over all T*B rows, after the loop;
+* the weight gradients are GEMMs over all T*B rows (with a mask, the valid
+  ones only), after the loop;
+* masks: the rows are sorted by length (see :func:`.recurrent.padded_rows`)
+  and each step runs the products on the rows still running only; padded
+  steps carry h and c through and get a zero gradient, as the reference;
+* recurrent dropout (one (B, H) mask per sequence): the loops keep
+  ``h_t * recurrent_mask`` (``hr``) beside ``h_t`` for the recurrent product
+  and multiply the hidden-state path of BPTT by the same mask;
 * temporaries live in per-thread buffers reused between calls (see
   :mod:`.workspace`), and inference (``need_cache=False``, what layers pass
   when not training) keeps no cache.
 """
 from __future__ import annotations
 
+import collections
 import ctypes
 
 import numpy as np
 
 from .. import _fast
 from ..functional import lstm as ref_lstm
-from ..functional._validate import recurrent_args, upstream
+from ..functional._validate import check_recurrent_mask, recurrent_args, upstream
 from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, pack, packed_for_steps, parallel_matmul
 from .parallel import MIN_ROWS_PER_THREAD, run, split, threads
-from .recurrent import c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .recurrent import c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import aligned_empty, scratch
 
 # -- the time loop split by hidden units (see lstm_avx512.c) ----------------------------------------------
 UNIT_SPLIT = "auto"  # "auto", "always" (whenever possible) or "never": how the LSTM's time loop is split
 _NO_THREADS = "lstmlab's C kernels could not start their worker threads"
+# Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...): what tests read
+# to know the fast path really ran (a fallback to the reference counts nothing).
+CALLS: collections.Counter = collections.Counter()
+
+
+def _count(direction: str, valid, rmask) -> None:
+    CALLS[direction] += 1
+    if valid is not None:
+        CALLS[f"{direction}_mask"] += 1
+    if rmask is not None:
+        CALLS[f"{direction}_dropout"] += 1
 
 
 def _unit_parts(B: int, T: int, H: int, dtype):
@@ -85,18 +104,25 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     """
     x, kernel, recurrent_kernel, bias, states, (B, T, D, H) = recurrent_args(
         x, kernel, recurrent_kernel, bias, {"h0": h0, "c0": c0}, gates=4)
-    if not covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype):
+    if not covered(activation, recurrent_activation, mask, recurrent_mask, x.dtype, masks_in_c=True):
         hs, final, cache = ref_lstm.lstm_forward(x, kernel, recurrent_kernel, bias, states["h0"], states["c0"],
                                                  activation=activation, recurrent_activation=recurrent_activation,
                                                  mask=mask, recurrent_mask=recurrent_mask)
         return hs, final, cache if need_cache else None
     dtype = x.dtype
+    fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
+    parts = _unit_parts(B, T, H, dtype) if fused else None
+    valid, order = padded_rows(mask, B, T, [(0, B)] if parts else split(B))  # (B, T) uint8 in the loops' order
+    rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)  # (B, H)
+    h0c, c0c = states["h0"], states["c0"]
+    if order is not None:  # the loops' row order (a copy, as ascontiguousarray would make for go_backwards)
+        x, h0c, c0c = x[order], h0c[order], c0c[order]
+        rmask = None if rmask is None else rmask[order]
     x = np.ascontiguousarray(x)
     U = np.ascontiguousarray(recurrent_kernel)
     bias_c = None if bias is None else np.ascontiguousarray(bias)
-    h0c, c0c = np.ascontiguousarray(states["h0"]), np.ascontiguousarray(states["c0"])
-    fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
-    parts = _unit_parts(B, T, H, dtype) if fused else None
+    h0c, c0c = np.ascontiguousarray(h0c), np.ascontiguousarray(c0c)
+    rmask = None if rmask is None else np.ascontiguousarray(rmask)
     if need_cache:
         z = aligned_empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
         cs = np.empty((B, T, H), dtype)  # (B, T, H)
@@ -104,28 +130,42 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         z = scratch("gates", (B, T, 4 * H), dtype) if not fused or parts else None
         cs = scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
+    # what the recurrent product reads: h_{t-1}, or h_{t-1} * recurrent_mask with recurrent dropout
+    hr0 = h0c if rmask is None else h0c * rmask  # (B, H)
+    if rmask is None:
+        hr = hs
+    else:
+        hr = np.empty((B, T, H), dtype) if need_cache else scratch("hr", (B, T, H), dtype)  # (B, T, H)
     if fused:
-        _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache)
+        _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache,
+                            valid=valid, rmask=rmask, hr=hr, hr0=hr0)
     else:
         kern = c_loop("lstm_forward", dtype)
 
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
             matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
-            kern(T, B, H, ptr(z), ptr(U), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1)
+            kern(T, B, H, ptr(z), ptr(U), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1, ptr(valid),
+                 ptr(rmask), ptr(hr), ptr(hr0))
 
         run(job, B)
+    _count("forward", valid, rmask)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
-                 has_bias=bias is not None) if need_cache else None
-    return hs, (hs[:, -1].copy(), cs[:, -1].copy()), cache
+                 has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
+                 hr0=hr0) if need_cache else None
+    final = (hs[:, -1].copy(), cs[:, -1].copy())  # (B, H) each: after each row's last valid step
+    if order is not None:  # back to the caller's row order
+        inverse = np.argsort(order)
+        hs, final = hs[inverse], (final[0][inverse], final[1][inverse])
+    return hs, final, cache
 
 
-def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates):
+def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates, valid, rmask, hr, hr0):
     """The float32 forward in one C call (``lstm_forward_fused_run_f32``): the input projection and the cell
     fused into the recurrent GEMM's register tiles, both kernels packed once with their gate columns
     regrouped by 16 units; the batch split across lstmlab's C worker threads (``pool.c``), or the units by
     ``parts`` when the batch is too small (see :func:`_unit_parts`; z is then needed for x @ kernel). Fills
-    hs, cs and, with keep_gates, z (the gates)."""
+    hs, cs and, with keep_gates, z (the gates); valid, rmask, hr and hr0 as the loops of ``cells_generic.c``."""
     B, T, D = x.shape
     H = U.shape[0]
     lk = _fast.KERNELS
@@ -141,8 +181,9 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
         edges = [b0 for b0, _ in split(B)] + [B]
     edges = np.array(edges, np.int64)
     if lk.lstm_forward_fused_run_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias), ptr(h0),
-                                     ptr(c0), ptr(z), ptr(hs), ptr(cs), int(keep_gates), ptr(packed_kernel),
-                                     ptr(packed), len(edges) - 1, int(bool(parts)), ptr(edges)) != 0:
+                                     ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0),
+                                     int(keep_gates), ptr(packed_kernel), ptr(packed), len(edges) - 1,
+                                     int(bool(parts)), ptr(edges)) != 0:
         raise RuntimeError(_NO_THREADS)
 
 
@@ -151,15 +192,19 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     if cache.get("fast") != "lstm":
         return ref_lstm.lstm_backward(dhs, dh_T, dc_T, cache)
     z, hs, cs, kernel, U = cache["gates"], cache["hs"], cache["cs"], cache["kernel"], cache["recurrent_kernel"]
+    valid, order, rmask = cache["valid"], cache["order"], cache["rmask"]
     B, T, H = hs.shape
     dtype = hs.dtype
     dhs = upstream("dhs", dhs, (B, T, H), dtype)
     dh = upstream("dh_T", dh_T, (B, H), dtype)
     dc = upstream("dc_T", dc_T, (B, H), dtype)
+    if order is not None:  # into the forward's row order
+        dhs, dh, dc = (None if a is None else a[order] for a in (dhs, dh, dc))
     dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
     dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
     dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
     dz = scratch("dz", z.shape, dtype)  # (B, T, 4H)
+    carry = scratch("carry", (B, H), dtype) if valid is not None else None  # (B, H) padded rows' dh
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows
     parts = _unit_parts(B, T, H, dtype)
     if parts:
@@ -167,30 +212,36 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
         edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
         if _fast.KERNELS.lstm_backward_units_run_f32(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs),
-                                                     ptr(dhs), ptr(dh), ptr(dc), ptr(dz), ptr(edges),
-                                                     len(parts)) != 0:
+                                                     ptr(dhs), ptr(dh), ptr(dc), ptr(dz), ptr(valid), ptr(rmask),
+                                                     ptr(carry), ptr(edges), len(parts)) != 0:
             raise RuntimeError(_NO_THREADS)
         dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
-        return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
-    kern = c_loop("lstm_backward", dtype)
-    packed = packed_for_steps(U, True, T)
+    else:
+        kern = c_loop("lstm_backward", dtype)
+        packed = packed_for_steps(U, True, T)
+        hr, hr0 = cache["hr"], cache["hr0"]
 
-    def job(b0, b1):
-        kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc),
-             ptr(dz), b0, b1)
-        return chunk_weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], cache["h0"][b0:b1], hs[b0:b1], kernel,
-                                  cache["has_bias"], dx_out=dx[b0:b1])
+        def job(b0, b1):
+            kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc),
+                 ptr(dz), b0, b1, ptr(valid), ptr(rmask), ptr(carry))
+            return chunk_weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], hr0[b0:b1], hr[b0:b1], kernel,
+                                      cache["has_bias"], dx_out=dx[b0:b1],
+                                      valid=None if valid is None else valid[b0:b1])
 
-    dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
+        dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
+    _count("backward", valid, rmask)
+    if order is not None:  # back to the caller's row order
+        inverse = np.argsort(order)
+        dx, dh, dc = dx[inverse], dh[inverse], dc[inverse]
     return ref_lstm.LSTMGrads(dx, dh, dc, dkernel, drecurrent_kernel, dbias)
 
 
 def _weight_grads_all_rows(cache, dz, dx):
     """After a unit-split loop: the gradient GEMMs over all B*T rows, each on both cores."""
-    x, hs, kernel = cache["x"], cache["hs"], cache["kernel"]
+    x, hs, kernel = cache["x"], cache["hr"], cache["kernel"]  # hr: h_t, times the recurrent mask if any
     B, T, H = hs.shape
     h_prev = scratch("h_prev", hs.shape, hs.dtype)  # (B, T, H) h_{t-1} for every step
-    h_prev[:, 0], h_prev[:, 1:] = cache["h0"], hs[:, :-1]
+    h_prev[:, 0], h_prev[:, 1:] = cache["hr0"], hs[:, :-1]
     dz2, dx2 = dz.reshape(B * T, -1), dx.reshape(B * T, -1)  # (N, 4H), (N, D)
     run(lambda lo, hi: matmul(dz2[lo:hi], kernel.T, out=dx2[lo:hi]), B * T)
     dkernel = parallel_matmul(x.reshape(B * T, -1).T, dz2)  # (D, 4H)

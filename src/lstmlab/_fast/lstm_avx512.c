@@ -182,15 +182,28 @@ __attribute__((noinline)) void lstm_cell_backward_f32(
  * all of h_{t-1} (backward: all of dz_t), so the parts meet at a barrier once per step.
  */
 /* Backward of units [u0, u1). packed: rows u0..u1 of the recurrent kernel, transposed (4H x n). dh, dc
-   (B, H): this part reads and writes only its columns. */
+   (B, H): this part reads and writes only its columns. mask, rmask, carry as lstm_backward_f32
+   (cells_generic.c): padded steps pass dh and dc through, with a zero dz. */
 static void backward_units(int64_t T, int64_t B, int64_t H, const float *z, const float *packed, const float *c0,
                            const float *cs, const float *dhs, float *dh, float *dc, float *dz, int64_t u0, int64_t u1,
-                           int *bar, int parts) {
+                           int *bar, int parts, const uint8_t *mask, const float *rmask, float *carry) {
     const int64_t G = 4 * H, n = u1 - u0;
     for (int64_t t = T - 1; t >= 0; t--) {
+        int64_t lo, hi;
+        active_rows(mask, T, t, 0, B, &lo, &hi);
         for (int64_t b = 0; b < B; b++) {
             const float *zr = z + (b * T + t) * G + u0;
             float *dzr = dz + (b * T + t) * G + u0;
+            if (!step_valid(mask, T, b, t)) {  /* padding: no gradient; dh (with dhs_t), dc pass through */
+                float *d = dh + b * H + u0;
+                if (dhs)
+                    for (int64_t j = 0; j < n; j++) d[j] += dhs[(b * T + t) * H + u0 + j];
+                for (int q = 0; q < 4; q++)
+                    for (int64_t j = 0; j < n; j++) dzr[q * H + j] = 0.0f;
+                if (b >= lo && b < hi)
+                    for (int64_t j = 0; j < n; j++) carry[b * H + u0 + j] = d[j];
+                continue;
+            }
             lstm_cell_backward_f32(n, zr, zr + H, zr + 2 * H, zr + 3 * H, cs + (b * T + t) * H + u0,
                                    (t ? cs + (b * T + t - 1) * H : c0 + b * H) + u0,
                                    dhs ? dhs + (b * T + t) * H + u0 : NULL, dh + b * H + u0, dc + b * H + u0, dzr,
@@ -199,7 +212,16 @@ static void backward_units(int64_t T, int64_t B, int64_t H, const float *z, cons
                                    dhs && t ? dhs + (b * T + t - 1) * H + u0 : NULL);
         }
         lk_barrier_wait(bar, parts);  /* dz_t complete: every part's dh needs all gates */
-        lk_sgemm_prepacked(0, B, n, G, dz + t * G, T * G, packed, 0.0f, dh + u0, H);
+        if (hi == lo) continue;
+        lk_sgemm_prepacked(0, hi - lo, n, G, dz + (lo * T + t) * G, T * G, packed, 0.0f, dh + lo * H + u0, H);
+        if (mask || rmask)
+            for (int64_t b = lo; b < hi; b++) {
+                float *d = dh + b * H + u0;
+                if (!step_valid(mask, T, b, t))
+                    for (int64_t j = 0; j < n; j++) d[j] = carry[b * H + u0 + j];
+                else if (rmask)
+                    for (int64_t j = 0; j < n; j++) d[j] *= rmask[b * H + u0 + j];
+            }
     }
 }
 
@@ -210,21 +232,25 @@ struct units_backward {
     float *dh, *dc, *dz;
     const float *const *packs;  /* per part, from Python: its rows of the recurrent kernel, packed transposed */
     const int64_t *edges;       /* part p owns units [edges[p], edges[p + 1]) */
+    const uint8_t *mask;        /* (B, T) or NULL */
+    const float *rmask;         /* (B, H) or NULL */
+    float *carry;               /* (B, H) scratch */
     int bar[2];
 };
 
 static void units_backward_part(void *ctx, int p, int parts) {
     struct units_backward *f = ctx;
     backward_units(f->T, f->B, f->H, f->z, f->packs[p], f->c0, f->cs, f->dhs, f->dh, f->dc, f->dz, f->edges[p],
-                   f->edges[p + 1], f->bar, parts);
+                   f->edges[p + 1], f->bar, parts, f->mask, f->rmask, f->carry);
 }
 
 /* The unit-split backward on `parts` of lstmlab's worker threads (pool.c). Returns 0, or -1 when the pool
    could not start its threads. */
 int lstm_backward_units_run_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *const *packs,
                                 const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
-                                const int64_t *edges, int parts) {
-    struct units_backward f = {T, B, H, z, c0, cs, dhs, dh, dc, dz, packs, edges, {0, 0}};
+                                const uint8_t *mask, const float *rmask, float *carry, const int64_t *edges,
+                                int parts) {
+    struct units_backward f = {T, B, H, z, c0, cs, dhs, dh, dc, dz, packs, edges, mask, rmask, carry, {0, 0}};
     return lk_parallel(units_backward_part, &f, parts);
 }
 
@@ -285,6 +311,10 @@ struct fused_forward {
     const float *x, *packed_kernel, *packed, *bias, *h0, *c0;
     float *z, *hs, *cs;   /* z: the gates, written only with keep_gates (training) */
     const int64_t *edges; /* part p: rows, or unit blocks when by_units, [edges[p], edges[p + 1]) */
+    const uint8_t *mask;  /* (B, T) or NULL: padded steps carry h and c (cells.h) */
+    const float *rmask;   /* (B, H) or NULL: recurrent dropout, h_{t-1} * rmask enters the recurrent kernel */
+    float *hr;            /* (B, T, H) what the recurrent product reads: hs, or h_t * rmask with rmask */
+    const float *hr0;     /* (B, H) h0, or h0 * rmask */
     int by_units, keep_gates;
     int bar[2];
 };
@@ -299,8 +329,8 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
         for (int r = 0; r < mr; r++) acc[r][q] = bq;
     }
     if (!f->by_units) tile_times(mr, D, H, j, f->x + (b * T + t) * D, T * D, f->packed_kernel, acc);  /* x_t @ kernel */
-    if (t) tile_times(mr, H, H, j, f->hs + (b * T + t - 1) * H, T * H, f->packed, acc);  /* h_{t-1} @ U */
-    else tile_times(mr, H, H, j, f->h0 + b * H, H, f->packed, acc);
+    if (t) tile_times(mr, H, H, j, f->hr + (b * T + t - 1) * H, T * H, f->packed, acc);  /* h_{t-1} @ U */
+    else tile_times(mr, H, H, j, f->hr0 + b * H, H, f->packed, acc);
     __m512 tc[LK_MR], o[LK_MR];
     for (int r = 0; r < mr; r++) {
         const int64_t row = b + r;
@@ -318,17 +348,44 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
         o[r] = pre[3];
     }
     tanh_n(tc, mr);  /* the rows' tanh(c_t) together (see exp_n) */
-    for (int r = 0; r < mr; r++) _mm512_mask_storeu_ps(f->hs + ((b + r) * T + t) * H + u, m, _mm512_mul_ps(o[r], tc[r]));  /* (6) */
+    for (int r = 0; r < mr; r++) {
+        const int64_t row = b + r, at = (row * T + t) * H + u;
+        __m512 h = _mm512_mul_ps(o[r], tc[r]);  /* (6) */
+        if (!step_valid(f->mask, T, row, t)) {  /* a hole inside the rows still running: carry h and c */
+            h = _mm512_maskz_loadu_ps(m, t ? f->hs + at - H : f->h0 + row * H + u);
+            _mm512_mask_storeu_ps(f->cs + at, m, _mm512_maskz_loadu_ps(m, t ? f->cs + at - H : f->c0 + row * H + u));
+        }
+        _mm512_mask_storeu_ps(f->hs + at, m, h);
+        if (f->rmask)
+            _mm512_mask_storeu_ps(f->hr + at, m, _mm512_mul_ps(h, _mm512_maskz_loadu_ps(m, f->rmask + row * H + u)));
+    }
+}
+
+/* Row b, unit block j of a padded step t: h, c (and h * rmask) carried through from t - 1. */
+static inline void carry_block(const struct fused_forward *f, int64_t t, int64_t b, int64_t j, __mmask16 m) {
+    const int64_t at = (b * f->T + t) * f->H + 16 * j, H = f->H;
+    const float *h_prev = t ? f->hs + at - H : f->h0 + b * H + 16 * j;
+    const float *c_prev = t ? f->cs + at - H : f->c0 + b * H + 16 * j;
+    _mm512_mask_storeu_ps(f->hs + at, m, _mm512_maskz_loadu_ps(m, h_prev));
+    _mm512_mask_storeu_ps(f->cs + at, m, _mm512_maskz_loadu_ps(m, c_prev));
+    if (f->rmask) {
+        const float *hr_prev = t ? f->hr + at - H : f->hr0 + b * H + 16 * j;
+        _mm512_mask_storeu_ps(f->hr + at, m, _mm512_maskz_loadu_ps(m, hr_prev));
+    }
 }
 
 /* Rows [b0, b1), unit blocks [j0, j1), all T steps; bar NULL when this part is the only one on its rows. */
 static void fused_loop(const struct fused_forward *f, int64_t b0, int64_t b1, int64_t j0, int64_t j1, int *bar,
                        int parts) {
     for (int64_t t = 0; t < f->T; t++) {
+        int64_t lo, hi;  /* the rows still running at t (all without a mask); the others only carry state */
+        active_rows(f->mask, f->T, t, b0, b1, &lo, &hi);
         for (int64_t j = j0; j < j1; j++) {  /* a panel is reused by every row tile */
             const __mmask16 m = lk_lanes(f->H - 16 * j);
-            for (int64_t b = b0; b < b1; b += LK_MR) {
-                switch (b1 - b < LK_MR ? (int)(b1 - b) : LK_MR) {
+            for (int64_t b = b0; b < lo; b++) carry_block(f, t, b, j, m);
+            for (int64_t b = hi > lo ? hi : lo; b < b1; b++) carry_block(f, t, b, j, m);
+            for (int64_t b = lo; b < hi; b += LK_MR) {
+                switch (hi - b < LK_MR ? (int)(hi - b) : LK_MR) {
 #define FUSED_TILE(R) \
     case R: fused_tile(R, f, t, b, j, m); break;
                     FUSED_TILE(1) FUSED_TILE(2) FUSED_TILE(3) FUSED_TILE(4) FUSED_TILE(5) FUSED_TILE(6)
@@ -360,35 +417,38 @@ static void fused_forward_part(void *ctx, int p, int parts) {
 
 /* The whole float32 forward in one call, on `parts` threads: pack the kernel (D x 4H, rows ld apart) and
    the recurrent kernel (H x 4H, contiguous) into the buffers given (lstm_fused_packed_size(D or H, H)
-   floats), then run the parts. z (B, T, 4H): the gates on exit when keep_gates; else scratch when by_units,
+   floats), then run the parts. mask, rmask, hr, hr0: as lstm_forward_f32 (cells_generic.c). z (B, T, 4H): the gates on exit when keep_gates; else scratch when by_units,
    untouched (may be NULL) otherwise. Returns 0, or -1 when the pool could not start its threads. */
 int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
                                int64_t ld, const float *U, const float *bias, const float *h0, const float *c0,
-                               float *z, float *hs, float *cs, int keep_gates, float *packed_kernel,
-                               float *packed, int parts, int by_units, const int64_t *edges) {
+                               float *z, float *hs, float *cs, const uint8_t *mask, const float *rmask, float *hr,
+                               const float *hr0, int keep_gates, float *packed_kernel, float *packed, int parts,
+                               int by_units, const int64_t *edges) {
     if (by_units) lk_sgemm_pack(0, D, 4 * H, kernel, ld, packed_kernel);  /* (fits: 4Hp >= 4H padded to 64) */
     else pack_fused(D, H, kernel, ld, packed_kernel);
     pack_fused(H, H, U, 4 * H, packed);
-    struct fused_forward f = {T, B, D, H, x, packed_kernel, packed, bias, h0, c0, z, hs, cs, edges, by_units,
-                              keep_gates, {0, 0}};
+    struct fused_forward f = {T, B, D, H, x, packed_kernel, packed, bias, h0, c0, z, hs, cs, edges, mask, rmask,
+                              hr, hr0, by_units, keep_gates, {0, 0}};
     return lk_parallel(fused_forward_part, &f, parts);
 }
 #else /* no AVX-512: never called (lstmlab._fast checks lk_sgemm_available) */
 int64_t lstm_fused_packed_size(int64_t k, int64_t H) { (void)k; (void)H; return 0; }
 int lstm_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
                                int64_t ld, const float *U, const float *bias, const float *h0, const float *c0,
-                               float *z, float *hs, float *cs, int keep_gates, float *packed_kernel,
-                               float *packed, int parts, int by_units, const int64_t *edges) {
+                               float *z, float *hs, float *cs, const uint8_t *mask, const float *rmask, float *hr,
+                               const float *hr0, int keep_gates, float *packed_kernel, float *packed, int parts,
+                               int by_units, const int64_t *edges) {
     (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)ld; (void)U; (void)bias; (void)h0; (void)c0;
     (void)z; (void)hs; (void)cs; (void)keep_gates; (void)packed_kernel; (void)packed; (void)parts; (void)by_units;
-    (void)edges;
+    (void)edges; (void)mask; (void)rmask; (void)hr; (void)hr0;
     return -1;
 }
 int lstm_backward_units_run_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *const *packs,
                                 const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
-                                const int64_t *edges, int parts) {
+                                const uint8_t *mask, const float *rmask, float *carry, const int64_t *edges,
+                                int parts) {
     (void)T; (void)B; (void)H; (void)z; (void)packs; (void)c0; (void)cs; (void)dhs; (void)dh; (void)dc; (void)dz;
-    (void)edges; (void)parts;
+    (void)edges; (void)parts; (void)mask; (void)rmask; (void)carry;
     return -1;
 }
 #endif

@@ -47,8 +47,8 @@ Recurrent dropout: ``recurrent_mask`` (B, H) multiplies h_{t-1} where it enters
 the recurrent kernel, the same mask at every step (one mask per sequence);
 the backward multiplies the hidden-state path by the same mask.
 
-The C counterparts (``src/lstmlab/_fast/``, driven by :mod:`lstmlab._fast.lstm`
-for calls without mask or recurrent dropout). ``z_t``: ``fused_tile`` in
+The C counterparts (``src/lstmlab/_fast/``, driven by :mod:`lstmlab._fast.lstm`,
+masks and recurrent dropout included). ``z_t``: ``fused_tile`` in
 ``lstm_avx512.c`` sums both products in registers (the float32 forward on the
 own GEMM); elsewhere ``x_t @ kernel`` is one GEMM before the loop and
 ``lstm_forward_f32`` / ``_f64`` in ``cells_generic.c`` add

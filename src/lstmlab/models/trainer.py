@@ -30,6 +30,21 @@ def _check_callbacks(callbacks):
         raise ValueError(f"callbacks: expected a list of Callback instances, got {shown}")
 
 
+def _distribution(callbacks):
+    """The callback that spreads ``fit`` over processes (:class:`lstmlab.distributed.DataParallel`), if any.
+
+    Recognised by its methods, so that models never import the distributed package (which sits above them):
+    ``prepare(model)`` before the data is batched (the ranks agree on weights and seed), ``shuffle_seed(model)``,
+    ``split_batch(x, y, sample_weight)`` -> this process's rows of a global batch (None when it has none),
+    ``before_update(loss, grads)`` -> the averaged ``(loss, grads)``, and ``is_root`` (only the root prints).
+    """
+    found = [c for c in callbacks or [] if callable(getattr(c, "split_batch", None))
+             and callable(getattr(c, "before_update", None))]
+    if len(found) > 1:
+        raise ValueError(f"callbacks: expected at most one DataParallel callback, got {len(found)}")
+    return found[0] if found else None
+
+
 def _check_steps(name: str, value):
     return None if value is None else check_int(name, value, 1)
 
@@ -210,10 +225,21 @@ class Trainer:
         loss, parts, preds, masks = self._loss_and_gradients(x, y, sw, training=True)
         loss += self.regularization_loss()
         pairs = self._trainable_pairs()
+        grads = [g for _, g in pairs]
         if guard is not None:
-            guard(loss, [g for _, g in pairs])
-        self.optimizer.apply([w for w, _ in pairs], [g for _, g in pairs])
+            replaced = guard(loss, grads)
+            if replaced is not None:  # data-parallel training: the loss and gradients averaged over processes
+                loss, grads = replaced
+        self.optimizer.apply([w for w, _ in pairs], grads)
         return loss, parts, preds, masks
+
+    def _idle_step(self, guard):
+        """A data-parallel step of a process whose share of the global batch is empty: it contributes zero
+        gradients with weight zero to ``guard``'s average, then applies the same update as the others."""
+        weights = [w for w in self.weights if w.trainable]
+        loss, grads = guard(0.0, [np.zeros_like(w.value) for w in weights])
+        self.optimizer.apply(weights, grads)
+        return loss, [loss], None, None
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False,
                        before_update=None):
@@ -221,7 +247,9 @@ class Trainer:
 
         ``before_update(loss, grads)``, when given (not a Keras argument), is called with the batch's loss
         and the trainable weights' gradients before the optimizer changes anything; raising there leaves
-        the weights untouched (a trainer's check for a NaN or exploding loss).
+        the weights untouched (a trainer's check for a NaN or exploding loss). It may return a pair
+        ``(loss, grads)`` that replaces both: the gradients applied and the loss returned (data-parallel
+        training returns their averages over all processes, :mod:`lstmlab.distributed`).
         """
         self._require_compiled("train_on_batch")
         x, y, sw = self._one_batch(x, y, sample_weight, class_weight)
@@ -292,11 +320,16 @@ class Trainer:
         validation_steps = _check_steps("validation_steps", validation_steps)
         validation_freq = check_int("validation_freq", validation_freq, 1)
         _check_callbacks(callbacks)
+        dist = _distribution(callbacks)
+        if dist is not None:
+            dist.prepare(self)  # rank 0's weights and seed everywhere, before the data is shuffled
+            verbose = verbose if dist.is_root else 0
         if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.integer, np.floating))
                 or not 0.0 <= validation_split < 1.0):
             raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
         kw = {"n_inputs": self._n_inputs(), "n_outputs": len(self._output_names())}
-        data = Batches(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, self._train_seed, class_weight,
+        shuffle_seed = self._train_seed if dist is None else dist.shuffle_seed(self)
+        data = Batches(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, shuffle_seed, class_weight,
                        **kw)
         if validation_split > 0:
             if data.kind != "arrays":
@@ -314,7 +347,7 @@ class Trainer:
                 () if data.sample_weight is None else (take(data.sample_weight, cut),))
             keep = np.arange(data.n - n_val)
             data = Batches(take(data.x, keep), take(data.y, keep), take(data.sample_weight, keep), batch_size,
-                           steps_per_epoch, shuffle, self._train_seed, **kw)
+                           steps_per_epoch, shuffle, shuffle_seed, **kw)
         val = None
         if validation_data is not None:
             val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps, kw)
@@ -334,7 +367,7 @@ class Trainer:
                 c.on_epoch_begin(epoch, {})
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            logs = self._fit_epoch(data, epoch, cbs, verbose)
+            logs = self._fit_epoch(data, epoch, cbs, verbose, dist)
             if val is not None and not self.stop_training and (epoch + 1) % validation_freq == 0:
                 logs.update({f"val_{k}": v for k, v in self._evaluate_batches(val, 0).items()})
             if verbose == 2:
@@ -367,25 +400,33 @@ class Trainer:
             raise ValueError("validation_data: expected a tuple (x_val, y_val), a PyDataset or a generator")
         return Batches(validation_data, batch_size=batch_size, steps=steps, what="validation_data", **kw)
 
-    def _fit_epoch(self, data, epoch, cbs, verbose) -> dict:
+    def _fit_epoch(self, data, epoch, cbs, verbose, dist=None) -> dict:
         self._bar = Progbar(data.steps, verbose=1 if verbose == 1 else 0)
         loss_sum, part_sums, seen, mets, logs = 0.0, None, 0, None, {}
         step = 0
         for step, (xb, yb, swb) in enumerate(data.epoch(epoch), start=1):
             for c in cbs:
                 c.on_train_batch_begin(step - 1, {})
-            loss, parts, preds, masks = self._train_step(xb, yb, swb)
-            n = self._count(xb)
-            if mets is None:
-                mets = self._make_metrics(preds) if preds is not None else []
-            if mets:
+            n = self._count(xb)  # the global batch: the loss below is its mean when distributed
+            if dist is None:
+                loss, parts, preds, masks = self._train_step(xb, yb, swb)
+            else:
+                shard = dist.split_batch(xb, yb, swb)  # this process's rows
+                if shard is None:
+                    loss, parts, preds, masks = self._idle_step(dist.before_update)
+                else:
+                    xb, yb, swb = shard
+                    loss, parts, preds, masks = self._train_step(xb, yb, swb, guard=dist.before_update)
+            if mets is None and preds is not None:
+                mets = self._make_metrics(preds)
+            if mets and preds is not None:
                 self._update_metrics(mets, self._targets(yb), preds, masks)
             loss_sum += loss * n
             part_sums = [None if p is None else p * n + (0.0 if part_sums is None else part_sums[k])
                          for k, p in enumerate(parts)]
             seen += n
             logs = self._logs(loss_sum / seen, None, part_sums, seen)
-            logs.update({name: m.result() for name, (_, m) in zip(self._metric_names(), mets)})
+            logs.update({name: m.result() for name, (_, m) in zip(self._metric_names(), mets or [])})
             self._bar.update(step, logs)
             for c in cbs:
                 c.on_train_batch_end(step - 1, {**logs, "loss": loss})

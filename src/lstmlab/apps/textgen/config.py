@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from ...functional.activations import ACTIVATIONS
 from ...layers import cell_kinds
 from ...training.optimizers import OPTIMIZERS
 BUILTIN = "builtin:pydoc_data.topics"
@@ -73,6 +74,9 @@ class ModelConfig(_Config):
     embedding_std: float | None = 1.0
     # Start the output bias at the log frequencies of the training text's characters.
     unigram_bias: bool = True
+    # The cells' activation (candidate and output squashing): tanh, or softsign as DL4J's tuning advice
+    # suggests trying. Checkpoints written before this field existed mean tanh.
+    activation: str = "tanh"
 
     def __post_init__(self):
         _positive_int("vocab_size", self.vocab_size)
@@ -87,6 +91,8 @@ class ModelConfig(_Config):
             raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
         if self.cell not in cell_kinds():
             raise ValueError(f"cell: expected one of {', '.join(cell_kinds())}, got {self.cell!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {', '.join(sorted(ACTIVATIONS))}, got {self.activation!r}")
 
 
 @dataclass

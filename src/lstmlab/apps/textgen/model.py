@@ -26,8 +26,9 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, u
     for k in range(cfg.layers):
         if cfg.dropout and k > 0:
             stack.append(L.Dropout(cfg.dropout, name=f"dropout_{k}"))
+        options = {} if cfg.activation == "tanh" else {"activation": cfg.activation}  # every cell's default
         stack.append(L.recurrent_layer(cfg.cell, cfg.units, return_sequences=True, stateful=True,
-                                       name=f"{cfg.cell}_{k + 1}"))
+                                       name=f"{cfg.cell}_{k + 1}", **options))
     if cfg.dropout:
         stack.append(L.Dropout(cfg.dropout, name=f"dropout_{cfg.layers}"))
     stack.append(L.Dense(cfg.vocab_size, name="logits"))

@@ -13,12 +13,15 @@
 * A stop request (Ctrl-C / SIGTERM) finishes the current step and saves; a
   non-finite or exploding loss stops before the update, leaving the last
   good checkpoint intact. ``--resume`` continues bit-identically.
+* Started by ``mpirun -n N`` the ranks share out the streams (:mod:`.parallel`);
+  rank 0 alone validates, prints and writes.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -26,6 +29,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ... import backend
+from ...distributed import world as mpi_world
 from ...models import Sequential
 from ...training.progress import Progbar, format_duration
 from ..runs import (CheckpointError, Diverged, Progress, RunDir, checkpoint_step, divergence_guard, log_text,
@@ -34,6 +38,7 @@ from ..runs import plot_curves as plot_run_curves
 from .config import ModelConfig, SampleConfig, TrainConfig, default_dropout
 from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
 from .model import CharSampler, build_model, compile_model
+from .parallel import StreamParallel
 
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 KIND = "lstmlab.textgen"
@@ -86,8 +91,11 @@ class TextTrainer:
 
     def __init__(self, run_dir: str, text: str, vocab: Vocabulary, mcfg: ModelConfig, tcfg: TrainConfig, *,
                  model: Sequential | None = None, progress: Progress | None = None, out=None,
-                 sample_length: int = 200):
+                 sample_length: int = 200, on_validation=None):
+        """``on_validation(step, val_loss)``, when given, is called after each validation once its checkpoint
+        is written (a tuner reports to its trial there); what it raises propagates out of :meth:`train`."""
         self.run = RunDir(run_dir)
+        self.on_validation = on_validation
         self.vocab, self.mcfg, self.tcfg = vocab, mcfg, tcfg
         self.out = out if out is not None else sys.stdout
         self.sample_length = sample_length
@@ -113,6 +121,16 @@ class TextTrainer:
             compile_model(model, tcfg)
             model.seed = tcfg.seed
         self._evaluator = None
+        self.parallel = None  # under mpirun: this rank's streams and model, rank 0's full model
+        world = mpi_world()
+        if world.size > 1:
+            self.parallel = StreamParallel(world, model, mcfg)
+            model = self.parallel.local
+            world.silence_workers()
+            if not world.is_root:
+                self.out = sys.stdout  # the null device now
+        self._agreed = [0.0, 0.0]  # under mpirun: (ranks asking to stop, rank 0 out of time) of the last step
+        self._deadline = None
         self.model = model
         self.progress = progress if progress is not None else Progress()
         self.stop_signal: int | None = None
@@ -137,12 +155,23 @@ class TextTrainer:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def _guard(self, loss, grads) -> None:
+    @property
+    def is_root(self) -> bool:
+        return self.parallel is None or self.parallel.world.is_root
+
+    def _guard(self, loss, grads):
+        if self.parallel is not None:  # average over the ranks first: they all decide alike
+            late = self.is_root and self._deadline is not None and time.monotonic() >= self._deadline
+            rows = self.parallel.hi - self.parallel.lo
+            loss, grads, self._agreed = self.parallel.reducer.allreduce(
+                loss, grads, rows, flags=(self.stop_signal is not None, late))
         divergence_guard(self.progress.global_step + 1, loss, grads, self.limit)
+        return loss, grads
 
     def _epoch_rows(self, epoch: int) -> np.ndarray:
         offset = int(np.random.default_rng([self.tcfg.seed, 7, epoch]).integers(0, self.max_offset + 1))
-        return streams(self.train_ids, self.tcfg.batch_size, offset)
+        rows = streams(self.train_ids, self.tcfg.batch_size, offset)  # (B, L)
+        return rows if self.parallel is None else self.parallel.rows(rows)  # (B_r, L) under mpirun
 
     def evaluate(self) -> float:
         """Mean validation loss (nats per character) with states carried through the held-out text."""
@@ -168,19 +197,25 @@ class TextTrainer:
         return sampler.generate(SampleConfig(length=length, temperature=temperature, seed=seed))
 
     def _checkpoint(self, best: bool) -> None:
-        save_checkpoint(self.model, self.run.checkpoint, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
+        model = self.model if self.parallel is None else self.parallel.gather()  # every rank takes part
+        if not self.is_root:
+            return
+        save_checkpoint(model, self.run.checkpoint, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
         if best:
-            save_checkpoint(self.model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
+            save_checkpoint(model, self.run.best, self.vocab, self.mcfg, self.tcfg, self.progress, self.digest)
         write_log(self.run.log, self.progress.history)
 
     def repair_interrupted_writes(self) -> None:
         """On resume, finish what a kill interrupted after the checkpoint was written: ``best`` (when the
         checkpoint is the best so far), then the log and the plot, which the checkpoint's history describes."""
-        repair_interrupted_writes(self.run, self.progress, lambda path, history: plot_curves(path, history))
+        if self.is_root:
+            repair_interrupted_writes(self.run, self.progress, lambda path, history: plot_curves(path, history))
 
     def _validate(self, train_loss: float, chars_per_sec: float, samples: bool) -> None:
         p = self.progress
-        val = self.evaluate()
+        val = self.evaluate() if self.is_root else None
+        if self.parallel is not None:
+            val = float(self.parallel.world.broadcast(val))  # every rank keeps the same progress
         best = p.best_val is None or val < p.best_val
         if best:
             p.best_val, p.best_step = val, p.global_step
@@ -189,6 +224,9 @@ class TextTrainer:
                           "val_loss": round(val, 6), "val_bpc": round(val / math.log(2), 6),
                           "learning_rate": self.model.optimizer.current_learning_rate(),
                           "chars_per_sec": round(chars_per_sec, 1), "elapsed_s": round(p.elapsed, 2)})
+        if not self.is_root:
+            self._checkpoint(best)  # its part of gathering the carried states; rank 0 writes
+            return
         self._print(f"step {p.global_step} (epoch {epochs_done:.2f}): train loss {train_loss:.4f}, "
                     f"val loss {val:.4f} nats = {val / math.log(2):.4f} bits/char" + ("  [best]" if best else ""))
         self._checkpoint(best)
@@ -202,6 +240,8 @@ class TextTrainer:
                 self._print(f"--- sample at temperature {t} ---")
                 self._print(text)
             self._print("---")
+        if self.on_validation is not None:
+            self.on_validation(p.global_step, val)
 
     # -- the loop ----------------------------------------------------------
     def train(self, samples: bool = True) -> str:
@@ -215,6 +255,7 @@ class TextTrainer:
         start = time.monotonic()
         elapsed0 = p.elapsed
         deadline = None if t.minutes is None else start + 60.0 * t.minutes
+        self._deadline = deadline
         chars = t.batch_size * t.seq_len
         window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
         while p.epoch < t.epochs:
@@ -228,18 +269,30 @@ class TextTrainer:
                     break
                 if k < p.step_in_epoch:
                     continue  # resuming inside an epoch: the carried states were restored
+                step_start = time.monotonic()
                 loss = self.model.train_on_batch(x, y, before_update=self._guard)
+                if self.parallel is not None and self.parallel.watchdog is not None:
+                    self.parallel.watchdog.beat(time.monotonic() - step_start)
                 p.step_in_epoch, p.global_step = k + 1, p.global_step + 1
                 p.elapsed = elapsed0 + time.monotonic() - start
                 window_loss, window_steps = window_loss + loss, window_steps + 1
                 rate = chars * window_steps / max(time.monotonic() - window_start, 1e-9)
                 bar.update(k + 1, {"loss": window_loss / window_steps, "chars/s": int(rate)})
-                if self.stop_signal is not None:
+                if self.parallel is None:
+                    stop = self.stop_signal is not None
+                else:  # decided in the step's all-reduce, so that every rank stops after the same step
+                    stop = bool(self._agreed[0])
+                    if stop and self.stop_signal is None:
+                        self.stop_signal = signal.SIGTERM  # another rank was asked (mpirun forwards SIGTERM)
+                if stop:
                     self._checkpoint(best=False)
                     self._print(f"\nstopped at step {p.global_step}: checkpoint saved to {self.run.checkpoint}")
                     return "interrupted"
                 out_of_steps = t.steps is not None and p.global_step >= t.steps
-                out_of_time = out_of_steps or (deadline is not None and time.monotonic() >= deadline)
+                if self.parallel is None:
+                    out_of_time = out_of_steps or (deadline is not None and time.monotonic() >= deadline)
+                else:  # rank 0's clock decides, through the step's all-reduce
+                    out_of_time = out_of_steps or bool(self._agreed[1])
                 if p.global_step % eval_every == 0 or out_of_time or k + 1 == self.steps_per_epoch:
                     if k + 1 == self.steps_per_epoch:
                         p.epoch, p.step_in_epoch = p.epoch + 1, 0

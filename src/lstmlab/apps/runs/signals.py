@@ -1,0 +1,29 @@
+"""Stopping a run cleanly: Ctrl-C / SIGTERM ask the trainer to stop after the current step and save; a loss
+that is not finite or has exploded stops before the update (the last good checkpoint stays intact)."""
+from __future__ import annotations
+
+import math
+import signal
+
+import numpy as np
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN/Inf or exploded; the weights were not updated."""
+
+
+def install_stop_handlers(trainer) -> None:
+    """SIGINT and SIGTERM call ``trainer.request_stop(signum)`` instead of killing the process."""
+    def handler(signum, frame):
+        trainer.request_stop(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def divergence_guard(step: int, loss: float, grads, limit: float) -> None:
+    """Raise :class:`Diverged` when ``loss`` is not finite or above ``limit``, or a gradient is not finite."""
+    if not math.isfinite(loss) or loss > limit:
+        raise Diverged(f"training diverged at step {step} (loss {loss:.4g})")
+    if not all(np.all(np.isfinite(g)) for g in grads):
+        raise Diverged(f"training diverged at step {step} (non-finite gradients)")

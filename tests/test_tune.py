@@ -1,0 +1,168 @@
+"""``lstmlab tune``: real Optuna studies of tiny ``lstmlab train`` runs (a second or two per trial), on SQLite
+with two worker processes, and on a real PostgreSQL server started by the fixture."""
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from lstmlab import cli
+from lstmlab.apps.textgen import load_checkpoint
+
+optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install 'lstmlab[tune]')")
+
+WORDS = "the cat sat on a mat and then it ran far away from home while dogs barked at night".split()
+TINY = ["--layers", "1", "--units", "16", "--embedding", "8", "--batch-size", "4", "--seq-len", "10",
+        "--steps", "6", "--eval-every", "3"]
+SPACE = {"learning_rate": {"low": 1e-3, "high": 3e-2, "log": True}, "dropout": {"low": 0.0, "high": 0.3},
+         "optimizer": {"choices": ["adam", "rmsprop", "adagrad", "sgd-nesterov"]},
+         "activation": {"choices": ["tanh", "softsign"]}}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text(" ".join(np.random.default_rng(0).choice(WORDS, 700)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def space(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(SPACE), encoding="utf-8")
+    return path
+
+
+def tune(*args, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "lstmlab", "tune", *args], capture_output=True, text=True,
+                          timeout=timeout)
+    return proc
+
+
+def trials_of(url, name="lstmlab-tune"):
+    return sorted(optuna.load_study(study_name=name, storage=url).get_trials(), key=lambda t: t.number)
+
+
+def test_two_workers_on_one_sqlite_study_then_resume(corpus, space, tmp_path):
+    out = tmp_path / "study"
+    proc = tune("--corpus", str(corpus), *TINY, "--trials", "4", "--workers", "2", "--space", str(space),
+                "--pruner", "none", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    url = f"sqlite:///{out / 'study.db'}"
+    first = trials_of(url)
+    assert [t.number for t in first] == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" and np.isfinite(t.value) for t in first)
+    assert len({t.user_attrs["worker_pid"] for t in first}) == 2  # two processes shared the study
+    assert set(first[0].params) == set(SPACE)  # the space file replaced the default; typed options are fixed
+    best = min(first, key=lambda t: t.value)
+    report = (out / "report.md").read_text()
+    assert f"best: trial {best.number}, validation loss {best.value:.4f}" in report and "## parameter importances" in report
+    assert f"best: trial {best.number}" in proc.stdout
+    for name in ("history.png", "importances.png", "lr_vs_loss.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    # Each trial is an ordinary run directory with its parameters in its checkpoint.
+    model, vocab, mcfg, tcfg, progress, _ = load_checkpoint(out / "trials" / f"{best.number:03d}" / "best.safetensors")
+    assert mcfg.units == 16 and mcfg.activation == best.params["activation"]
+    assert tcfg.learning_rate == pytest.approx(best.params["learning_rate"])
+    assert progress.best_val == pytest.approx(best.value)
+
+    # Resuming adds trials; none repeats a number or a parameter set, the first four are untouched.
+    proc = tune("--trials", "6", "--workers", "2", "--out", str(out), "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = trials_of(url)
+    assert [t.number for t in after] == list(range(6))
+    assert [(t.value, t.params) for t in after[:4]] == [(t.value, t.params) for t in first]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in after)
+    params = [json.dumps(t.params, sort_keys=True) for t in after]
+    assert len(set(params)) == 6
+    assert "6 trials" in (out / "report.md").read_text()
+
+    # A study already there is not overwritten by accident.
+    proc = tune("--corpus", str(corpus), *TINY, "--trials", "1", "--out", str(out))
+    assert proc.returncode == 2 and "already exists" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_bad_options_are_one_line(corpus, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"learnig_rate": {"low": 1e-3, "high": 1e-2}}))
+    assert cli.main(["tune", "--corpus", str(corpus), "--space", str(bad), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--space:" in err and "parameter 'learnig_rate': unknown; expected one of" in err
+    assert cli.main(["tune", "--trials", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "--trials: expected a positive integer, got 0" in capsys.readouterr().err
+    empty = tmp_path / "lr.toml"
+    empty.write_text("[learning_rate]\nlow = 1e-2\nhigh = 1e-3\n")
+    assert cli.main(["tune", "--corpus", str(corpus), "--space", str(empty), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "parameter 'learning_rate': expected numbers low < high" in err
+
+
+def test_without_optuna_the_message_names_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
+    assert cli.main(["tune", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err == "lstmlab: error: lstmlab tune needs Optuna: pip install 'lstmlab[tune]'\n"
+
+
+# -- PostgreSQL: a real server for the length of the test ------------------------------------------------
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def _pg_bin():
+    for d in [PG_BIN] + sorted(f"/usr/lib/postgresql/{v}/bin" for v in os.listdir("/usr/lib/postgresql")) \
+            if os.path.isdir("/usr/lib/postgresql") else [PG_BIN]:
+        if os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "pg_ctl")):
+            return d
+    found = shutil.which("initdb")
+    return os.path.dirname(found) if found and shutil.which("pg_ctl") else None
+
+
+@pytest.fixture
+def postgres():
+    """initdb into a temporary directory, pg_ctl start on a free port of 127.0.0.1, stop at teardown."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed (Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason="psycopg (3) is not installed (pip install 'lstmlab[tune]')")
+    root = os.geteuid() == 0  # initdb refuses root: run the server as Debian's postgres user
+    user = "postgres" if root else getpass.getuser()
+    base = tempfile.mkdtemp(prefix="lstmlab-pg-")
+    data = os.path.join(base, "data")
+    if root:
+        shutil.chown(base, user)
+
+    def as_user(*cmd):
+        full = (["runuser", "-u", user, "--"] if root else []) + [os.path.join(bindir, cmd[0]), *cmd[1:]]
+        return subprocess.run(full, capture_output=True, text=True, timeout=120)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    init = as_user("initdb", "-D", data, "-U", user, "--auth=trust", "--no-sync")
+    assert init.returncode == 0, init.stderr
+    start = as_user("pg_ctl", "-D", data, "-l", os.path.join(base, "log"), "-w", "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    assert start.returncode == 0, start.stderr + open(os.path.join(base, "log")).read()
+    try:
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        as_user("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_workers_share_a_postgresql_study(postgres, corpus, space, tmp_path):
+    out = tmp_path / "pg"
+    proc = tune("--corpus", str(corpus), *TINY, "--trials", "2", "--workers", "2", "--space", str(space),
+                "--pruner", "none", "--storage", postgres, "--study-name", "shared", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "study.db").exists()  # the study lives in the server
+    trials = trials_of(postgres, "shared")
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert len({t.user_attrs["worker_pid"] for t in trials}) == 2
+    assert "best: trial" in (out / "report.md").read_text()
