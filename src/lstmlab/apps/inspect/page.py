@@ -21,8 +21,9 @@ def _asset(name: str) -> str:
     try:
         return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     except FileNotFoundError:  # a wheel built without the package data
-        raise FileNotFoundError(f"lstmlab is installed without the page's {name} (package data of lstmlab.apps.inspect); "
-                           "reinstall it from a build that includes *.html, *.js and *.css") from None
+        raise FileNotFoundError(f"lstmlab is installed without the page's {name} (package data of "
+                                "lstmlab.apps.inspect); reinstall it from a build that includes *.html, *.js and "
+                                "*.css") from None
 
 
 def render(trace: Trace, title: str = "", source: str = "", model: str = "") -> str:
