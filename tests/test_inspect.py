@@ -1,4 +1,4 @@
-"""lstmlab inspect: the page holds the model's forward pass, its pattern search finds a quote unit, bad input is one line.
+"""lstmlab inspect: the page holds the model's forward pass, its search finds a quote unit, bad input is one line.
 
 The browser half (the page's JavaScript driven in headless Chromium) is tests/test_inspect_browser.py.
 """
@@ -76,7 +76,8 @@ def test_page_values_are_the_forward_pass(two_layer_run, tmp_path, capsys):
             err = np.abs(layer[q] - ref[q])  # (T, H)
             half_step = steps[q] / 2 + 1e-5  # (H,) per unit; the page's forward ran in float32
             assert np.all(err <= half_step), f"{q}: max error {err.max():.3g} > half step {half_step.max():.3g}"
-            assert np.all(steps[q] <= {"c": 0.1, "tc": 0.1}.get(q, 2 / 255 + 1e-12))  # the quantization is fine enough to read
+            fine = {"c": 0.1, "tc": 0.1}.get(q, 2 / 255 + 1e-12)  # the quantization is fine enough to read
+            assert np.all(steps[q] <= fine)
     # predictions: top-5 of softmax(logits), and the surprisal of the next character
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)

@@ -4,8 +4,9 @@ The page runs the same computations in JavaScript (page.js) on the decoded array
 pattern; these Python versions are what tests (and scripts) check the page against.
 
 * **Pattern correlation.** A regular expression over the text gives a signal per step: 1 on the characters
-  a match covers (or, when the expression has a group, the characters its first group covers), 0 elsewhere (or, with ``"line-position"``, the character's position in its line). Units
-  are ranked by ``|r|``, the Pearson correlation between the signal and the unit's c (or h) over the text.
+  a match covers (or, when the expression has a group, the characters its first group covers), 0 elsewhere;
+  or, with ``"line-position"``, the character's position in its line. Units are ranked by ``|r|``, the
+  Pearson correlation between the signal and the unit's c (or h) over the text.
   Karpathy et al. (2015) found cells that track quotes and line length this way.
 * **Top contexts.** The steps where a unit is highest (and lowest), at least a window apart.
 * **Gate saturation.** For a gate, the fraction of steps a unit is below 0.1 (left-saturated) and above 0.9
