@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_forecast(sub)
     from .apps.tune.command import add_parser as add_tune
     add_tune(sub)
+    from .apps.inspect.command import add_parser as add_inspect
+    add_inspect(sub)
     return parser
 
 
