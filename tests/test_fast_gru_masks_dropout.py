@@ -24,11 +24,22 @@ from lstmlab._fast import parallel
 from lstmlab.functional import gru_reset_before as ref_rb
 from lstmlab.functional.recurrence import recurrence_backward, recurrence_forward
 from lstmlab.gradcheck import check_layer
-from test_fast_masks_dropout import dropout_mask, make_mask, padded_tokens, reference_only  # noqa: F401
+from test_fast_masks_dropout import dropout_mask, make_mask, padded_tokens
 from test_isa_variants import RUNNABLE, run_child
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 SHAPES = [(9, 7, 5, 40), (16, 12, 3, 33), (3, 2, 4, 5), (12, 9, 6, 17)]
+
+
+@pytest.fixture
+def reference_only(monkeypatch):
+    """Run everything on the NumPy reference in this process (what LSTMLAB_FAST=0 does at import)."""
+
+    def use_reference():
+        monkeypatch.setattr(_fast, "KERNELS", None)
+        monkeypatch.setattr(_fast, "SGEMM", False)
+
+    return use_reference
 
 
 @pytest.fixture
@@ -42,11 +53,12 @@ def threads(request, monkeypatch):
 def kernel_calls(monkeypatch):
     """The names of the C entry points the GRU fast paths called, in order."""
     calls = []
-    for name in ("gru_forward", "gru_backward", "gru_rb_forward", "gru_rb_backward"):
-        for sfx in ("f32", "f64"):
-            real = getattr(_fast.KERNELS, f"{name}_{sfx}")
-            monkeypatch.setattr(_fast.KERNELS, f"{name}_{sfx}",
-                                lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a))[1])
+    names = [f"{name}_{sfx}" for name in ("gru_forward", "gru_backward", "gru_rb_forward", "gru_rb_backward")
+             for sfx in ("f32", "f64")]
+    for name in names + ["gru_forward_fused_run_f32"]:
+        real = getattr(_fast.KERNELS, name)
+        short = name.replace("_f32", "").replace("_f64", "")
+        monkeypatch.setattr(_fast.KERNELS, name, lambda *a, _n=short, _f=real: (calls.append(_n), _f(*a))[1])
     return calls
 
 
@@ -129,7 +141,27 @@ def test_masks_and_dropout_equal_the_reference(threads, kernel_calls, reset_afte
     loop = "gru" if reset_after else "gru_rb"
     chunks = len(parallel.split(B))
     assert chunks == (2 if threads == 2 and B >= 8 else 1)
-    assert kernel_calls == [f"{loop}_forward"] * chunks + [f"{loop}_backward"] * chunks + [f"{loop}_forward"] * chunks
+    fused = reset_after and dtype == np.float32 and _fast.SGEMM and T >= 4  # the fused forward (gru_avx512.c)
+    forward = ["gru_forward_fused_run"] if fused else [f"{loop}_forward"] * chunks
+    assert kernel_calls == forward + [f"{loop}_backward"] * chunks + forward
+    assert calls["forward_fused"] == (2 if fused else 0)
+
+
+@pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
+@pytest.mark.parametrize("masking", ["none", "post", "pre", "holes", "one"])
+@pytest.mark.parametrize("B,T,D,H", [(9, 7, 5, 40), (16, 12, 3, 33)])
+def test_unfused_float32_loop_equals_the_reference(monkeypatch, kernel_calls, dropout, masking, B, T, D, H):
+    # FUSED = False: the float32 forward of gru_loops.c, each step one product on the packed own GEMM (where
+    # it is built) and one pass over the units; what runs everywhere the fused loop does not.
+    monkeypatch.setattr(parallel, "_THREADS", 2)
+    monkeypatch.setattr(fast_gru, "FUSED", False)
+    rng = np.random.default_rng(B + T)
+    p = problem(True, B, T, D, H, np.float32)
+    ours, ref = run_both(True, p, make_mask(masking, B, T, rng), dropout_mask(B, H, rng, np.float32) if dropout
+                         else None, rng.standard_normal((B, T, H)).astype(np.float32), None)
+    for name in ref:
+        assert_close(name, ours[name], ref[name], 1e-5)
+    assert "gru_forward_fused_run" not in kernel_calls and kernel_calls.count("gru_forward") == 2
 
 
 @pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])

@@ -16,10 +16,21 @@ from lstmlab import layers as L
 from lstmlab._fast import parallel
 from lstmlab._fast import rnn as fast_rnn
 from lstmlab.gradcheck import check_layer
-from test_fast_masks_dropout import dropout_mask, make_mask, reference_only  # noqa: F401
+from test_fast_masks_dropout import dropout_mask, make_mask
 from test_isa_variants import RUNNABLE, run_child
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+@pytest.fixture
+def reference_only(monkeypatch):
+    """Run everything on the NumPy reference in this process (what LSTMLAB_FAST=0 does at import)."""
+
+    def use_reference():
+        monkeypatch.setattr(_fast, "KERNELS", None)
+        monkeypatch.setattr(_fast, "SGEMM", False)
+
+    return use_reference
 
 
 def run_both(p, activation, mask, rmask, dhs, dh_T, need_cache=True):

@@ -7,10 +7,16 @@ sigmoid) run ``gru_forward_f32`` / ``_f64`` and ``gru_backward_*`` of
 ``gru_loops.c``, masks and recurrent dropout included; anything else runs the
 reference. The ``reset_after=False`` variant is :mod:`.gru_reset_before`.
 
-* the input projection of all steps is one GEMM per batch chunk before the
-  loop, each step one recurrent GEMM (the kernel packed once per call on the
-  own GEMM) and one fused pass over the units; the weight gradients are GEMMs
-  over all rows after the loop (with a mask, the valid rows only);
+* the float32 forward with lstmlab's own GEMM (AVX-512, at least
+  ``PACK_MIN_STEPS`` steps) is one C call, ``gru_forward_fused_run_f32``
+  (``gru_avx512.c``): the input projection and the cell fused into the
+  recurrent product's register tiles, as the LSTM's; ``FUSED = False`` turns
+  it off;
+* elsewhere the input projection of all steps is one GEMM per batch chunk
+  before the loop, each step one recurrent GEMM (the kernel packed once per
+  call on the own GEMM) and one fused pass over the units; the weight
+  gradients are GEMMs over all rows after the loop (with a mask, the valid
+  rows only);
 * the batch is split across the cores, each thread running the whole time
   loop for its rows (see :mod:`.parallel`);
 * masks: the rows are sorted by length (:func:`.recurrent.padded_rows`), so
@@ -26,9 +32,10 @@ import collections
 
 import numpy as np
 
+from .. import _fast
 from ..functional import gru as ref_gru
 from ..functional._validate import check_recurrent_mask, recurrent_args, upstream
-from .gemm import matmul, packed_for_steps
+from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, packed_for_steps
 from .parallel import run, split
 from .recurrent import c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import scratch
@@ -37,6 +44,7 @@ from .workspace import scratch
 # reset_after=False loops count as "reset_before_forward", ...): what tests read to know the fast path really
 # ran (a fallback to the reference counts nothing).
 CALLS: collections.Counter = collections.Counter()
+FUSED = True  # the float32 forward fused into its register tiles when the own GEMM runs (see gru_avx512.c)
 
 
 def count(direction: str, valid, rmask) -> None:
@@ -97,31 +105,60 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
     rbias = None if bias is None else np.ascontiguousarray(bias[1])
     ibias = None if bias is None else bias[0]
     U = np.ascontiguousarray(recurrent_kernel)
+    fused = FUSED and own_gemm(dtype) and T >= PACK_MIN_STEPS
     if need_cache:
         a = np.empty((B, T, 3 * H), dtype)  # (B, T, 3H) input projection, then the gates z, r, hh
         uh = np.empty((B, T, H), dtype)  # (B, T, H)
+    elif fused:  # inference in the fused loop stores neither
+        a = uh = None
     else:
         a, uh = scratch("gates", (B, T, 3 * H), dtype), scratch("uh", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     hr, hr0 = dropout_inputs(hs, h0c, rmask, need_cache)
-    u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
-    kern = c_loop("gru_forward", dtype)
-    packed = packed_for_steps(U, False, T)
+    if fused:
+        _gru_forward_fused(x, kernel, U, bias, h0c, a, uh, hs, valid, rmask, hr, hr0)
+        CALLS["forward_fused"] += 1
+    else:
+        u = np.empty((B, 3 * H), dtype)  # (B, 3H) per-step scratch, rows owned by their thread
+        kern = c_loop("gru_forward", dtype)
+        packed = packed_for_steps(U, False, T)
 
-    def job(b0, b1):
-        matmul(x[b0:b1].reshape(-1, D), kernel, out=a[b0:b1].reshape(-1, 3 * H))  # (b*T, 3H)
-        if ibias is not None:
-            a[b0:b1] += ibias
-        kern(T, B, H, ptr(a), ptr(U), ptr(packed), ptr(rbias), ptr(h0c), ptr(hs), ptr(uh), ptr(u), b0, b1,
-             ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
+        def job(b0, b1):
+            matmul(x[b0:b1].reshape(-1, D), kernel, out=a[b0:b1].reshape(-1, 3 * H))  # (b*T, 3H)
+            if ibias is not None:
+                a[b0:b1] += ibias
+            kern(T, B, H, ptr(a), ptr(U), ptr(packed), ptr(rbias), ptr(h0c), ptr(hs), ptr(uh), ptr(u), b0, b1,
+                 ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
 
-    run(job, B)
+        run(job, B)
     count("forward", valid, rmask)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
     hs, h_T = in_caller_order(order, hs, hs[:, -1].copy())  # h_T (B, H): after each row's last valid step
     return hs, h_T, cache
+
+
+def _gru_forward_fused(x, kernel, U, bias, h0, gates, uh, hs, valid, rmask, hr, hr0):
+    """The float32 forward in one C call (``gru_forward_fused_run_f32``, ``gru_avx512.c``): both kernels
+    packed once with their gate columns regrouped by 16 units, the batch split across lstmlab's C worker
+    threads (``pool.c``) at the same rows as :func:`.parallel.split` (the order :func:`loop_order` dealt the
+    sorted rows to). Fills hs (and hr with rmask) and, for training, gates (z, r, hh) and uh."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    lk = _fast.KERNELS
+    layout = operand_layout(kernel)
+    if layout is None or layout[0]:  # the packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    packed_kernel = scratch("gru_packed_kernel", (int(lk.gru_fused_packed_size(D, H)),), np.float32)
+    packed = scratch("gru_packed", (int(lk.gru_fused_packed_size(H, H)),), np.float32)
+    bias = None if bias is None else np.ascontiguousarray(bias)  # (2, 3H)
+    edges = np.array([b0 for b0, _ in split(B)] + [B], np.int64)
+    if lk.gru_forward_fused_run_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias), ptr(h0),
+                                    ptr(gates), ptr(uh), ptr(hs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0),
+                                    ptr(packed_kernel), ptr(packed), len(edges) - 1, ptr(edges)) != 0:
+        raise RuntimeError("lstmlab's C kernels could not start their worker threads")
 
 
 def gru_backward(dhs, dh_T, cache):
