@@ -24,7 +24,9 @@ Prints markdown tables of medians and ratios:
    one training step on 32 reviews of 30-200 tokens padded to 200: masked
    (padding skipped, and the masked blend) and unmasked, against PyTorch
    padded and with pack_padded_sequence;
-6. one LSTM layer's training step with recurrent_dropout=0.2 against none.
+6. one LSTM layer's training step with recurrent_dropout=0.2 against none;
+7. one GRU layer (reset_after=True), inference and training, for the same
+   configs, against PyTorch's nn.GRU and ONNX Runtime's GRU op.
 
     python benchmarks/bench_lstm.py --quick --only imdb   # one table
 
@@ -271,6 +273,109 @@ def onnx_lstm(p):
     return infer
 
 
+# -- the GRU (reset_after=True, Keras's default and PyTorch's variant) ---------------------------------------
+def make_gru_problem(B, T, D, H, seed=0):
+    rng = np.random.default_rng(seed)
+    s = 1.0 / np.sqrt(H)
+    return dict(
+        x=rng.standard_normal((B, T, D)).astype(np.float32),
+        W=rng.uniform(-s, s, (D, 3 * H)).astype(np.float32),  # columns z, r, h
+        U=rng.uniform(-s, s, (H, 3 * H)).astype(np.float32),
+        b=rng.uniform(-s, s, (2, 3 * H)).astype(np.float32),  # input row, recurrent row
+        dy=rng.standard_normal((B, T, H)).astype(np.float32),
+    )
+
+
+def ours_gru(p):
+    from lstmlab._fast import gru as fast_gru
+
+    def infer():
+        return fast_gru.gru_forward(p["x"], p["W"], p["U"], p["b"], need_cache=False)[0]
+
+    def train():
+        _, _, cache = fast_gru.gru_forward(p["x"], p["W"], p["U"], p["b"])
+        fast_gru.gru_backward(p["dy"], None, cache)
+
+    return infer, train
+
+
+def torch_gru(p):
+    import torch
+
+    B, T, D = p["x"].shape
+    H = p["U"].shape[0]
+
+    def rzn(w):  # Keras's blocks z, r, h -> PyTorch's r, z, n
+        z, r, h = np.split(w, 3, axis=-1)
+        return np.ascontiguousarray(np.concatenate([r, z, h], axis=-1))
+
+    m = torch.nn.GRU(D, H, batch_first=True)
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.from_numpy(rzn(p["W"]).T.copy()))
+        m.weight_hh_l0.copy_(torch.from_numpy(rzn(p["U"]).T.copy()))
+        m.bias_ih_l0.copy_(torch.from_numpy(rzn(p["b"][0])))
+        m.bias_hh_l0.copy_(torch.from_numpy(rzn(p["b"][1])))
+    x = torch.from_numpy(p["x"])
+    xg = x.clone().requires_grad_()
+    dy = torch.from_numpy(p["dy"])
+
+    def infer():
+        with torch.no_grad():
+            return m(x)[0].numpy()
+
+    def train():
+        m.zero_grad()
+        xg.grad = None
+        out, _ = m(xg)
+        out.backward(dy)
+
+    return infer, train
+
+
+def onnx_gru(p):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    B, T, D = p["x"].shape
+    H = p["U"].shape[0]
+    # ONNX's GRU has Keras's gate order z, r, h; linear_before_reset=1 is reset_after=True
+    W = numpy_helper.from_array(p["W"].T[None].copy(), "W")  # (1, 3H, D)
+    R = numpy_helper.from_array(p["U"].T[None].copy(), "R")  # (1, 3H, H)
+    Bias = numpy_helper.from_array(p["b"].reshape(1, 6 * H).copy(), "B")  # (1, 6H) Wb then Rb
+    node = helper.make_node("GRU", ["X", "W", "R", "B"], ["Y"], hidden_size=H, linear_before_reset=1)
+    graph = helper.make_graph([node], "gru", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, D])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=[W, R, Bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {"X": np.ascontiguousarray(p["x"].transpose(1, 0, 2))}  # time-major, transposed outside the timing
+
+    def infer():
+        return sess.run(None, feed)[0]  # (T, 1, B, H)
+
+    infer.batch_first = lambda: infer()[:, 0].transpose(1, 0, 2)
+    return infer
+
+
+def gru_worker(spec: dict) -> dict:
+    """One GRU contender on one config: the reference's output checked, then the medians."""
+    B, T, D, H = spec["config"]
+    p = make_gru_problem(B, T, D, H)
+    previous = lstmlab._fast.SET_THREADS_LOCAL(1) if lstmlab._fast.SET_THREADS_LOCAL else None
+    reference = lstmlab.functional.gru_forward(p["x"], p["W"], p["U"], p["b"])[0]
+    if previous is not None:
+        lstmlab._fast.SET_THREADS_LOCAL(previous)
+    if spec["kind"] == "ort-gru":
+        infer = onnx_gru(p)
+        np.testing.assert_allclose(infer.batch_first(), reference, rtol=1e-4, atol=1e-5)
+        return {"inference": median_ms(infer, spec["repeats"])}
+    infer, train = (ours_gru if spec["kind"] == "ours-gru" else torch_gru)(p)
+    np.testing.assert_allclose(infer(), reference, rtol=1e-4, atol=1e-5)  # the same math before timing it
+    return {"inference": median_ms(infer, spec["repeats"]), "training": median_ms(train, spec["repeats"])}
+
+
 # -- workers: each measurement runs in its own process ------------------------------------------------------
 # PyTorch's OpenMP threads keep spinning after its calls and slow down whatever runs next in the same process
 # (measured: the char-model step of lstmlab went from 255 to 331 ms once torch had run a matmul). So every
@@ -321,6 +426,8 @@ def worker(spec: dict) -> dict:
         return imdb_step(kind, spec["mode"], repeats)
     if kind == "ours-dropout":
         return dropout_step(spec["config"], spec["rate"], repeats)
+    if kind in ("ours-gru", "torch-gru", "ort-gru"):
+        return gru_worker(spec)
     raise ValueError(kind)
 
 
@@ -596,6 +703,21 @@ def section_layers(repeats: int, rounds: int) -> None:
     print()
 
 
+def section_gru(repeats: int, rounds: int) -> None:
+    print("## One GRU layer (reset_after=True), float32 (median ms; a ratio below 1 means lstmlab is faster)\n")
+    print("| config (B, T, D, H) | mode | lstmlab | PyTorch nn.GRU | ONNX Runtime GRU | vs PyTorch | vs ORT |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    kinds = ("ours-gru", "torch-gru", "ort-gru")
+    for config in CONFIGS:
+        res = dict(zip(kinds, rounds_of([{"kind": k, "config": config, "repeats": repeats} for k in kinds], rounds)))
+        for mode in ("inference", "training"):
+            o = res["ours-gru"][mode]
+            t = res["torch-gru"][mode] if res["torch-gru"] else None
+            r = res["ort-gru"].get(mode) if res["ort-gru"] else None
+            print(f"| {tuple(config)} | {mode} | {o:.2f} | {fmt(t)} | {fmt(r)} | {ratio(o, t)} | {ratio(o, r)} |")
+    print()
+
+
 def section_memory() -> None:
     print("## Peak memory of one training step (forward + backward), float32\n")
     print("| config (B, T, D, H) | peak traced + reused buffers | activation cache, 10·B·T·H floats | ratio |")
@@ -671,6 +793,7 @@ SECTIONS = {  # --only NAME runs one of them
     "char": section_char_model,
     "imdb": section_imdb,
     "dropout": section_dropout,
+    "gru": section_gru,
 }
 
 

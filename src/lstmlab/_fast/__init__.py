@@ -1,7 +1,8 @@
 """Loader of the optional C kernels and of the BLAS they call.
 
-The kernels (``cells_generic.c``: the LSTM and GRU time loops for float32
-and float64; ``lstm_avx512.c``: the float32 LSTM engine; ``sgemm.c``: the own
+The kernels (``cells_generic.c``: the LSTM time loops for float32 and
+float64; ``gru_loops.c`` and ``rnn_loop.c``: the GRU's and the simple
+RNN's; ``lstm_avx512.c``: the float32 LSTM engine; ``sgemm.c``: the own
 GEMM; ``pool.c``: the C worker threads) are built at install time when a C
 compiler is present. They call NumPy's own OpenBLAS (the ILP64
 ``scipy_openblas`` that NumPy's wheels ship) through function pointers, so no
@@ -142,12 +143,20 @@ def _load():
     P, I = ctypes.c_void_p, ctypes.c_int64
     lib.set_blas.argtypes, lib.set_blas.restype = [P] * 4, None
     lib.set_blas(*pointers)
+    lib.loop_set_blas.argtypes, lib.loop_set_blas.restype = [P] * 4, None
+    lib.loop_set_blas(*pointers)  # the GRU and simple-RNN loops' own pointers (loop_blas.c)
     for sfx in ("f32", "f64"):
         getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I] + [P] * 4
         getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I] + [P] * 3
-        getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I]
-        getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I]
-        for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward"):
+        # the GRU's loops (gru_loops.c) and the simple RNN's (rnn_loop.c): rows b0..b1, then mask, rmask, ...
+        getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I] + [P] * 4
+        getattr(lib, f"gru_backward_{sfx}").argtypes = [I, I, I] + [P] * 10 + [I, I] + [P] * 3
+        getattr(lib, f"gru_rb_forward_{sfx}").argtypes = [I, I, I] + [P] * 6 + [I, I] + [P] * 4
+        getattr(lib, f"gru_rb_backward_{sfx}").argtypes = [I, I, I] + [P] * 11 + [I, I] + [P] * 2
+        getattr(lib, f"rnn_forward_{sfx}").argtypes = [I, I, I, ctypes.c_int] + [P] * 5 + [I, I] + [P] * 4
+        getattr(lib, f"rnn_backward_{sfx}").argtypes = [I, I, I, ctypes.c_int] + [P] * 6 + [I, I] + [P] * 3
+        for name in ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "gru_rb_forward",
+                     "gru_rb_backward", "rnn_forward", "rnn_backward"):
             getattr(lib, f"{name}_{sfx}").restype = None
     C = ctypes.c_int
     lib.lstm_backward_units_run_f32.argtypes = [I, I, I] + [P] * 12 + [C]
@@ -155,6 +164,9 @@ def _load():
     lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 11 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
+    lib.gru_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [C, P]  # gru_avx512.c
+    lib.gru_forward_fused_run_f32.restype = C
+    lib.gru_fused_packed_size.argtypes, lib.gru_fused_packed_size.restype = [I, I], I
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int
     lib.lk_sgemm.argtypes = [ctypes.c_int, ctypes.c_int, I, I, I, P, I, P, I, ctypes.c_float, P, I]
     lib.lk_sgemm.restype = ctypes.c_int

@@ -1,7 +1,8 @@
 /*
- * lstmlab fast path: the generic cell library, the LSTM and GRU time loops in C for float32 and float64.
+ * lstmlab fast path: the generic cell library, the LSTM time loops in C for float32 and float64 (the GRU's
+ * are gru_loops.c, the simple RNN's rnn_loop.c).
  *
- * The math is exactly src/lstmlab/functional/lstm.py and gru.py (same
+ * The math is exactly src/lstmlab/functional/lstm.py (same
  * equation numbers); only the time loop lives here. Everything that is one
  * big matrix multiply (the input projection of all steps, the weight
  * gradients over all T*B rows, the error to the layer below) is called from
@@ -217,80 +218,6 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
                 else if (rmask)                                                                          \
                     for (int64_t j = 0; j < H; j++) d[j] *= rmask[b * H + j];                            \
             }                                                                                            \
-    }                                                                                                    \
-}                                                                                                        \
-                                                                                                         \
-/* One sequence, one GRU step: a (3H) in, x_t @ kernel + bias[0]; out, the gates z, r, hh. u (3H): the    \
-   recurrent term h_{t-1} @ recurrent_kernel + bias[1]. */                                               \
-static __attribute__((noinline)) void gru_cell_forward_##SFX(int64_t H, REAL *restrict a,                \
-                                                             const REAL *restrict u,                     \
-                                                             const REAL *restrict h_prev,                \
-                                                             REAL *restrict h, REAL *restrict uh) {      \
-    for (int64_t j = 0; j < 2 * H; j++) a[j] += u[j];                                                    \
-    sigmoid_##SFX(a, 2 * H);                       /* (1) update gate, (2) reset gate */                 \
-    for (int64_t j = 0; j < H; j++) {                                                                    \
-        uh[j] = u[2 * H + j];                                                                            \
-        a[2 * H + j] += a[H + j] * u[2 * H + j];                                                         \
-    }                                                                                                    \
-    tanh_##SFX(a + 2 * H, H);                      /* (3) candidate */                                   \
-    for (int64_t j = 0; j < H; j++)                /* (4) */                                             \
-        h[j] = a[j] * h_prev[j] + ((REAL)1 - a[j]) * a[2 * H + j];                                       \
-}                                                                                                        \
-                                                                                                         \
-/* GRU forward (reset_after). On entry a[b, t] holds x_t @ kernel + bias[0]; on exit the gates          \
-   z, r, hh. u (B, 3H) is scratch; uh (B, T, H) keeps the recurrent candidate term u_h. */              \
-void gru_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *a, const REAL *U, const float *packed,          \
-                       const REAL *rbias, const REAL *h0, REAL *hs, REAL *uh, REAL *u, int64_t b0,       \
-                       int64_t b1) {                                                                     \
-    const int64_t G = 3 * H, m = b1 - b0;                                                                \
-    for (int64_t t = 0; t < T; t++) {                                                                    \
-        for (int64_t b = b0; b < b1; b++) {                                                              \
-            REAL *restrict ur = u + b * G;                                                               \
-            for (int64_t j = 0; j < G; j++) ur[j] = rbias ? rbias[j] : (REAL)0;                          \
-        }                                                                                                \
-        if (t == 0)                                                                                      \
-            recurrent_##SFX(packed, 0, m, G, H, h0 + b0 * H, H, U, 1, u + b0 * G, G);                           \
-        else                                                                                             \
-            recurrent_##SFX(packed, 0, m, G, H, hs + (b0 * T + t - 1) * H, T * H, U, 1, u + b0 * G, G);         \
-        for (int64_t b = b0; b < b1; b++)                                                                \
-            gru_cell_forward_##SFX(H, a + (b * T + t) * G, u + b * G, t ? hs + (b * T + t - 1) * H : h0 + b * H, \
-                                   hs + (b * T + t) * H, uh + (b * T + t) * H);                          \
-    }                                                                                                    \
-}                                                                                                        \
-                                                                                                         \
-/* GRU backward. dh (B, H): in dh_T, out dh0. Writes da (input side) and du (recurrent side). */        \
-void gru_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *gates,              \
-                        const REAL *uh, const REAL *hs, const REAL *h0, const REAL *U, const float *packed, const REAL *dhs,  \
-                        REAL *dh, REAL *da, REAL *du, int64_t b0, int64_t b1) {                          \
-    const int64_t G = 3 * H, m = b1 - b0;                                                                \
-    for (int64_t t = T - 1; t >= 0; t--) {                                                               \
-        for (int64_t b = b0; b < b1; b++) {                                                              \
-            const REAL *restrict gr = gates + (b * T + t) * G;                                           \
-            const REAL *restrict zg = gr, *restrict rg = gr + H, *restrict hh = gr + 2 * H;              \
-            const REAL *restrict uhr = uh + (b * T + t) * H;                                             \
-            const REAL *restrict hpr = t ? hs + (b * T + t - 1) * H : h0 + b * H;                        \
-            REAL *restrict dhr = dh + b * H;                                                             \
-            REAL *restrict dar = da + (b * T + t) * G, *restrict dur = du + (b * T + t) * G;             \
-            if (dhs) {                                                                                   \
-                const REAL *restrict up = dhs + (b * T + t) * H;                                         \
-                for (int64_t j = 0; j < H; j++) dhr[j] += up[j];                                         \
-            }                                                                                            \
-            for (int64_t j = 0; j < H; j++) {                                                            \
-                REAL d = dhr[j];                                                                         \
-                REAL dzj = d * (hpr[j] - hh[j]);                               /* (4) */                 \
-                REAL dah = d * ((REAL)1 - zg[j]) * ((REAL)1 - hh[j] * hh[j]);  /* (4) then (3) */        \
-                REAL drj = dah * uhr[j];                                                                 \
-                REAL daz = dzj * zg[j] * ((REAL)1 - zg[j]);                    /* (1) */                 \
-                REAL dar_ = drj * rg[j] * ((REAL)1 - rg[j]);                   /* (2) */                 \
-                dar[j] = dur[j] = daz;                                                                   \
-                dar[H + j] = dur[H + j] = dar_;                                                          \
-                dar[2 * H + j] = dah;                                                                    \
-                dur[2 * H + j] = dah * rg[j];                                                            \
-                dhr[j] = d * zg[j];                               /* direct path of (4) */               \
-            }                                                                                            \
-        }                                                                                                \
-        /* dh_{t-1} += du_t @ recurrent_kernel.T */                                                      \
-        recurrent_##SFX(packed, 1, m, H, G, du + (b0 * T + t) * G, T * G, U, 1, dh + b0 * H, H);                \
     }                                                                                                    \
 }
 

@@ -4,14 +4,15 @@ Each is one step of its recurrence (see :mod:`lstmlab.layers.rnn` for the
 contract). Their math is the whole-sequence forward and BPTT of
 :mod:`lstmlab.functional` (``lstm``, ``gru``, ``rnn``); one step is that
 math on a sequence of length 1, and a whole sequence goes through
-:mod:`lstmlab._fast.lstm` or ``.gru``, which run the C time loop when they cover the
-call and the reference otherwise.
+:mod:`lstmlab._fast.lstm`, ``.gru``, ``.gru_reset_before`` or ``.rnn``, which
+run the C time loop when they cover the call and the reference otherwise.
 
-Two options run on one-step math instead (``GatedCell._step_math``), through
+Some options run on one-step math instead (``GatedCell._step_math``), through
 the RNN layer's generic loop: ``LSTMCell(proj_size=P)``
-(:mod:`lstmlab.functional.projection_lstm`) and ``GRUCell(reset_after=False)``
-(:mod:`lstmlab.functional.gru_reset_before`). The peephole and layer-norm
-LSTM cells work the same way (:mod:`lstmlab.layers.cell_variants`).
+(:mod:`lstmlab.functional.projection_lstm`), and ``GRUCell(reset_after=False)``
+(:mod:`lstmlab.functional.gru_reset_before`) when its activations are not the
+C loop's (tanh, sigmoid) or the kernels were not built. The peephole and
+layer-norm LSTM cells work the same way (:mod:`lstmlab.layers.cell_variants`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import numpy as np
 
 from .. import functional as F
 from .._fast import gru as fast_gru  # the C time loop when it covers the call, else the reference
+from .._fast import gru_reset_before as fast_gru_rb
 from .._fast import lstm as fast_lstm
+from .._fast import rnn as fast_rnn
 from ..functional import gru_reset_before, projection_lstm
 from . import initializers as inits
 from . import regularizers as regs
@@ -261,7 +264,8 @@ class GRUCell(GatedCell):
     bias (2, 3*units), an input row and a recurrent row (:mod:`lstmlab.functional.gru`, C time loop).
     ``reset_after=False`` (Keras's original variant, Cho et al. 2014): the reset gate multiplies h_{t-1}
     before the candidate's recurrent product; bias (3*units,)
-    (:mod:`lstmlab.functional.gru_reset_before`, through the generic loop).
+    (:mod:`lstmlab.functional.gru_reset_before`; C time loop, :mod:`lstmlab._fast.gru_reset_before`, with
+    tanh and sigmoid, else the generic loop).
     """
 
     gates = 3
@@ -276,19 +280,21 @@ class GRUCell(GatedCell):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def _step_math(self):
-        if self.reset_after:
-            return None
+        if self.reset_after or fast_gru_rb.covers(self.activation, self.recurrent_activation):
+            return None  # whole sequences through the C time loop
         return gru_reset_before.gru_reset_before_step, gru_reset_before.gru_reset_before_step_backward, {}
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
-        hs, h, cache = fast_gru.gru_forward(x, k, r, b, states[0], activation=self.activation,
-                                            recurrent_activation=self.recurrent_activation, mask=mask,
-                                            recurrent_mask=recurrent_mask, need_cache=need_cache)
+        forward = fast_gru.gru_forward if self.reset_after else fast_gru_rb.gru_reset_before_forward
+        hs, h, cache = forward(x, k, r, b, states[0], activation=self.activation,
+                               recurrent_activation=self.recurrent_activation, mask=mask,
+                               recurrent_mask=recurrent_mask, need_cache=need_cache)
         return hs, [h], cache
 
     def _run_backward(self, douts, dfinal, cache):
-        g = fast_gru.gru_backward(douts, dfinal[0], cache)
+        backward = fast_gru.gru_backward if self.reset_after else fast_gru_rb.gru_reset_before_backward
+        g = backward(douts, dfinal[0], cache)
         return g.dx, [g.dh0], self._weight_grads(g)
 
     def get_config(self):
@@ -297,7 +303,8 @@ class GRUCell(GatedCell):
 
 @LAYERS.register
 class SimpleRNNCell(GatedCell):
-    """One step of the plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``."""
+    """One step of the plain (Elman) RNN: ``h_t = activation(x_t W + h_{t-1} U + b)``; whole sequences through
+    :mod:`lstmlab._fast.rnn` (the C time loop for tanh and relu)."""
 
     def __init__(self, units: int, activation="tanh", **kwargs):
         kwargs.pop("recurrent_activation", None)
@@ -305,12 +312,12 @@ class SimpleRNNCell(GatedCell):
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
-        hs, h, cache = F.rnn_forward(x, k, r, b, states[0], activation=self.activation, mask=mask,
-                                     recurrent_mask=recurrent_mask)
+        hs, h, cache = fast_rnn.rnn_forward(x, k, r, b, states[0], activation=self.activation, mask=mask,
+                                            recurrent_mask=recurrent_mask, need_cache=need_cache)
         return hs, [h], cache
 
     def _run_backward(self, douts, dfinal, cache):
-        g = F.rnn_backward(douts, dfinal[0], cache)
+        g = fast_rnn.rnn_backward(douts, dfinal[0], cache)
         return g.dx, [g.dh0], self._weight_grads(g)
 
     def get_config(self):
