@@ -3,8 +3,7 @@
    A copy of the activations of lstm_avx512.c (same polynomials, same error bounds: exp by its Taylor
    polynomial to r^7 / 7! after range reduction, relative error below 2e-8; sigmoid as 1 / (1 + e^-x) with a
    reciprocal estimate and one Newton step; tanh by its odd Taylor series to x^13 for |x| < 0.4, else
-   1 - 2 / (1 + e^2|x|) with the sign of x). lstm_avx512.c keeps its own copy for now; it could include this
-   header instead. Only for a compiler that targets AVX-512. */
+   1 - 2 / (1 + e^2|x|) with the sign of x). Both lstm_avx512.c and gru_avx512.c include it. Only for a compiler that targets AVX-512. */
 #ifndef LSTMLAB_AVX512_MATH_H
 #define LSTMLAB_AVX512_MATH_H
 #if defined(__AVX512F__)

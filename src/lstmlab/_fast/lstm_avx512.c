@@ -36,63 +36,10 @@
    independent ones. (Measured at (32, 100, 64, 128): the activations are 17% of the forward; taking the
    three sigmoids of a row together and the rows' tanh(c_t) together made the forward 3% faster.) n is a
    compile-time constant where they are inlined. */
-#define EACH(k, n) _Pragma("GCC unroll 8") for (int k = 0; k < (n); k++)
-
-static inline __attribute__((always_inline)) void exp_n(__m512 *x, const int n) {
-    __m512 e[8], r[8], p[8];
-    EACH(k, n) {
-        x[k] = _mm512_max_ps(_mm512_min_ps(x[k], _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
-        e[k] = _mm512_roundscale_ps(_mm512_mul_ps(x[k], _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        r[k] = _mm512_fnmadd_ps(e[k], _mm512_set1_ps(0.693359375f), x[k]);   /* ln 2, high bits (exact n * hi) */
-        r[k] = _mm512_fnmadd_ps(e[k], _mm512_set1_ps(-2.12194440e-4f), r[k]); /* ln 2, the rest */
-        p[k] = _mm512_set1_ps(1.0f / 5040.0f);
-    }
-    static const float taylor[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-    for (int c = 0; c < 7; c++) EACH(k, n) p[k] = _mm512_fmadd_ps(p[k], r[k], _mm512_set1_ps(taylor[c]));
-    EACH(k, n) x[k] = _mm512_scalef_ps(p[k], e[k]);
-}
-
-static inline __m512 reciprocal16(__m512 d) {  /* 1 / d for d >= 1: estimate (14 bits), one Newton step */
-    const __m512 y = _mm512_rcp14_ps(d);
-    return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
-}
-
-/* sigmoid(x) = 1 / (1 + e^-x), in place */
-static inline __attribute__((always_inline)) void sigmoid_n(__m512 *x, const int n) {
-    EACH(k, n) x[k] = _mm512_sub_ps(_mm512_setzero_ps(), x[k]);
-    exp_n(x, n);
-    EACH(k, n) x[k] = reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), x[k]));
-}
-
-/* tanh, in place */
-static inline __attribute__((always_inline)) void tanh_n(__m512 *x, const int n) {
-    __m512 e[8], q[8], x2[8];
-    EACH(k, n) {
-        const __m512 ax = _mm512_abs_ps(x[k]);
-        e[k] = _mm512_add_ps(ax, ax);
-        x2[k] = _mm512_mul_ps(x[k], x[k]);
-        q[k] = _mm512_set1_ps(21844.0f / 6081075.0f);
-    }
-    exp_n(e, n);  /* large |x|: 1 - 2 / (1 + e^{2|x|}), sign restored below (e^{2|x|} saturates at e^88: tanh = 1) */
-    /* small |x|: x (1 + x^2 q(x^2)), coefficients of tanh's Taylor series */
-    static const float series[] = {-1382.0f / 155925.0f, 62.0f / 2835.0f, -17.0f / 315.0f, 2.0f / 15.0f, -1.0f / 3.0f};
-    for (int c = 0; c < 5; c++) EACH(k, n) q[k] = _mm512_fmadd_ps(q[k], x2[k], _mm512_set1_ps(series[c]));
-    EACH(k, n) {
-        const __m512 big = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f),
-                                            reciprocal16(_mm512_add_ps(_mm512_set1_ps(1.0f), e[k])),
-                                            _mm512_set1_ps(1.0f));
-        const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(q[k], x2[k]), x[k], x[k]);
-        const __mmask16 is_small = _mm512_cmp_ps_mask(_mm512_abs_ps(x[k]), _mm512_set1_ps(0.4f), _CMP_LT_OQ);
-        const __m512 signed_big = _mm512_castsi512_ps(_mm512_or_si512(
-            _mm512_castps_si512(big),
-            _mm512_and_si512(_mm512_castps_si512(x[k]), _mm512_set1_epi32((int)0x80000000u))));
-        x[k] = _mm512_mask_blend_ps(is_small, signed_big, small);
-    }
-}
+#include "avx512_math.h"  /* lk_exp_n, lk_sigmoid_n, lk_tanh_n, lk_reciprocal16 and LK_EACH, shared with the GRU */
 
 static inline __m512 tanh16(__m512 x) {
-    tanh_n(&x, 1);
+    lk_tanh_n(&x, 1);
     return x;
 }
 
@@ -102,8 +49,8 @@ static inline __m512 tanh16(__m512 x) {
 static inline __attribute__((always_inline)) __m512 gates16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
                                                             const float *c_prev, float *c, const int stream) {
     __m512 s[3] = {a[0], a[1], a[3]};
-    sigmoid_n(s, 3);           /* (2) input gate, (1) forget gate, (5) output gate */
-    tanh_n(a + 2, 1);          /* (3) candidate */
+    lk_sigmoid_n(s, 3);           /* (2) input gate, (1) forget gate, (5) output gate */
+    lk_tanh_n(a + 2, 1);          /* (3) candidate */
     a[0] = s[0], a[1] = s[1], a[3] = s[2];
     if (gates)
         for (int k = 0; k < 4; k++) {
@@ -120,7 +67,7 @@ static inline __attribute__((always_inline)) __m512 gates16(__m512 a[4], __mmask
 static inline __attribute__((always_inline)) void cell16(__m512 a[4], __mmask16 m, float *gates, int64_t gs,
                                                          const float *c_prev, float *c, float *h) {
     __m512 tc = gates16(a, m, gates, gs, c_prev, c, 0);
-    tanh_n(&tc, 1);
+    lk_tanh_n(&tc, 1);
     _mm512_mask_storeu_ps(h, m, _mm512_mul_ps(a[3], tc));               /* (6) */
 }
 
@@ -347,7 +294,7 @@ static inline __attribute__((always_inline)) void fused_tile(const int mr, const
                         t ? f->cs + (row * T + t - 1) * H + u : f->c0 + row * H + u, f->cs + (row * T + t) * H + u, 1);
         o[r] = pre[3];
     }
-    tanh_n(tc, mr);  /* the rows' tanh(c_t) together (see exp_n) */
+    lk_tanh_n(tc, mr);  /* the rows' tanh(c_t) together (see exp_n) */
     for (int r = 0; r < mr; r++) {
         const int64_t row = b + r, at = (row * T + t) * H + u;
         __m512 h = _mm512_mul_ps(o[r], tc[r]);  /* (6) */
