@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .apps.longrange.cli import add_experiment
 
     add_experiment(sub)
+    from .apps.classify.command import add_parser as add_classify
+    add_classify(sub)
     return parser
 
 
