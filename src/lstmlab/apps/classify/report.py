@@ -48,7 +48,7 @@ def write_report(folder: str, *, labels: list, model_name: str, model_scores: di
                  sizes: dict, source: str) -> str:
     """Write report.md and report.json to ``folder``; returns the text of report.md."""
     verdict_text = verdict(model_scores, baseline["scores"])
-    lines = [f"# Text classification report", "",
+    lines = ["# Text classification report", "",
              f"Data: {source}; {sizes['train']:,} training, {sizes['val']:,} validation and {sizes['test']:,} test "
              f"texts (stratified split); classes: {', '.join(labels)}.", "",
              f"## {model_name} (best checkpoint by validation loss, step {best_step}), on the test part", "",

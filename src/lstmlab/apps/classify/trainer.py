@@ -29,6 +29,7 @@ from .split import Prepared
 from .tokens import Tokenizer
 
 KIND = "lstmlab.classify"
+PLOT_EVERY = 30.0  # seconds between redraws of the learning curves during training
 
 
 def load_checkpoint(path):
@@ -126,15 +127,31 @@ class ClassifyTrainer:
                     f"{val_loss:.4f}, val accuracy {val_acc:.4f}" + ("  [best]" if best else ""))
         self.window = [0.0, 0]
         self._checkpoint(best)
-        note = plot_curves(self.run.plot, p.history)
+        if time.monotonic() - self._plotted >= PLOT_EVERY:
+            self._plot()
+
+    def _plot(self) -> None:
+        """Redraw curves.png (matplotlib takes ~0.3 s, longer than an epoch of a small run: not after every
+        validation, but every :data:`PLOT_EVERY` seconds and when training stops)."""
+        self._plotted = time.monotonic()
+        if not self.progress.history:
+            return
+        note = plot_curves(self.run.plot, self.progress.history)
         if note and not getattr(self, "_noted", False):
             self._print(note)
             self._noted = True
 
     def train(self) -> str:
         """Train until the epochs or the budget run out, or a stop is requested: ``"done"``, ``"budget"`` or
-        ``"interrupted"``; raises :class:`~lstmlab.apps.runs.Diverged`."""
+        ``"interrupted"``; raises :class:`~lstmlab.apps.runs.Diverged`. The curves are drawn as it ends."""
         os.makedirs(self.run.path, exist_ok=True)
+        self._plotted = time.monotonic()
+        try:
+            return self._train()
+        finally:
+            self._plot()
+
+    def _train(self) -> str:
         p, t = self.progress, self.tcfg
         x, y = self.data.x["train"], self.data.y["train"]
         start, elapsed0 = time.monotonic(), p.elapsed
