@@ -178,9 +178,16 @@ def test_a_folder_of_class_folders(tmp_path, capsys):
     for i, (text, lab) in enumerate(reviews(90, labels=("neg", "pos", "mixed"))):
         (root / lab).mkdir(parents=True, exist_ok=True)
         (root / lab / f"{i}.txt").write_text(text)
-    code, text, err = run(capsys, "--data", root, *SMALL, "--epochs", "1", "--out", tmp_path / "run")
+    code, text, err = run(capsys, "--data", root, *SMALL, "--epochs", "1", "--out", tmp_path / "run",
+                          "--bidirectional", "--layers", "2", "--cell", "gru")
     assert code == 0, err
-    assert "Dense(3, softmax)" in text and "classes: mixed, neg, pos" in text
+    assert "-> 2 x Bidirectional GRU(8) -> Dense(3, softmax)" in text and "classes: mixed, neg, pos" in text
+    model, tokenizer, labels, mcfg, *_ = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert labels == ["mixed", "neg", "pos"] and mcfg.bidirectional and mcfg.cell == "gru"
+    assert [type(layer).__name__ for layer in model.layers] == ["Embedding", "Bidirectional", "Bidirectional", "Dense"]
+    code, text, _ = run(capsys, "predict", tmp_path / "run", root / "pos" / "1.txt")
+    label, p = text.split()
+    assert code == 0 and label in labels and 1 / 3 <= float(p) <= 1.0  # the most probable of three classes
 
 
 def test_builtin_reviews_run_and_say_which_extra_is_missing(tmp_path, capsys, monkeypatch):
@@ -255,3 +262,11 @@ def test_existing_runs_resume_limits_and_predict_errors(data, tmp_path, capsys):
     assert "checkpoint:" in bad(capsys, "predict", tmp_path / "fake.safetensors")
     assert run(capsys, *d, "--epochs", "1", "--out", out, "--force", "--seed", "3")[0] == 0
     assert (out / "checkpoint.safetensors").read_bytes() != before["checkpoint.safetensors"]
+
+
+def test_divergence_stops_before_the_update_with_one_line(data, tmp_path, capsys):
+    code, out, err = run(capsys, "--data", data, "--text", "review", "--label", "sentiment", *SMALL, "--lr", "1e9",
+                         "--epochs", "5", "--out", tmp_path / "d")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (code, err)
+    assert err.startswith("lstmlab: error: training diverged at step ")
+    assert not (tmp_path / "d" / "report.md").exists()
