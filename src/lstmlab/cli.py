@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment(sub)
     from .apps.forecast.command import add_parser as add_forecast
     add_forecast(sub)
+    from .apps.classify.command import add_parser as add_classify
+    add_classify(sub)
     from .apps.tune.command import add_parser as add_tune
     add_tune(sub)
     from .apps.inspect.command import add_parser as add_inspect
