@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -149,19 +148,18 @@ def test_resume_equals_an_uninterrupted_run(data, tmp_path, capsys):
 def test_sigint_saves_a_checkpoint_and_resume_matches(tmp_path):
     big = write_csv(tmp_path / "big.csv", reviews(1200, seed=2))
     common = ["classify", "--data", str(big), "--text", "review", "--label", "sentiment", "--tokens", "char",
-              "--units", "32", "--embedding", "8", "--batch-size", "16", "--epochs", "2"]
+              "--units", "32", "--embedding", "8", "--batch-size", "16", "--epochs", "6"]
     proc = subprocess.Popen([sys.executable, "-m", "lstmlab", *common, "--out", str(tmp_path / "s")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("epoch 1/"):
             break
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # at once: the fast path runs an epoch of this model in well under a second
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "stopped at step" in out and "checkpoint saved" in out and "Traceback" not in err
     progress = load_checkpoint(tmp_path / "s" / "checkpoint.safetensors")[5]
-    assert 0 < progress.global_step < 2 * 53  # 840 training texts in batches of 16: 53 steps per epoch
+    assert 0 < progress.global_step < 6 * 53  # 840 training texts in batches of 16: 53 steps per epoch
     assert not (tmp_path / "s" / "report.md").exists()  # no report for an unfinished run
     r = subprocess.run([sys.executable, "-m", "lstmlab", "classify", "--resume", "--out", str(tmp_path / "s")],
                        capture_output=True, text=True, timeout=300)
