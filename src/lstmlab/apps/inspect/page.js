@@ -76,11 +76,12 @@ function redraw() {
   if (state.hover >= 0) showStep(state.hover);
 }
 
-function show(tok) { return tok === "\n" ? "\u21b5" : tok === "\t" ? "\u21e5" : tok; }
+function show(tok) { return tok === "\t" ? "\u21e5" : tok.replace(/\n/g, "\u21b5"); }  // "word\n" too
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/"/g, "&quot;");  // text into HTML
 function showOne(tok) { return esc(tok === " " ? "\u2423" : show(tok)); }
 function windowHtml(t) {
-  const a = Math.max(0, t - 30), b = Math.min(T, t + 8);
+  const k = textOf[t], end = k + 1 < STARTS.length ? STARTS[k + 1] : T;  // within the text of step t
+  const a = Math.max(STARTS[k], t - 30), b = Math.min(end, t + 8);
   const part = (x, y) => esc(META.tokens.slice(x, y).map(show).join(""));
   return `${part(a, t)}<mark>${esc(show(META.tokens[t]))}</mark>${part(t + 1, b)}`;
 }
