@@ -265,3 +265,128 @@ def test_a_classifier_shape_model_is_traced_and_rendered():
         check_supported(Sequential([L.Embedding(6, 4), L.GRU(3, name="gru"), L.Dense(2)]))
     with pytest.raises(UnsupportedModel, match="is a Bidirectional wrapper"):
         check_supported(Sequential([L.Embedding(6, 4), L.Bidirectional(L.LSTM(3)), L.Dense(2)]))
+
+
+# -- classification runs (lstmlab classify) ---------------------------------------------------------------
+def classify_run(out, data, *options):
+    """Train a tiny classifier through the CLI (its SIGINT / SIGTERM handlers are put back for pytest)."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert main(["classify", "--data", str(data), "--text", "review", "--label", "sentiment", "--units", "8",
+                     "--embedding", "8", "--batch-size", "16", "--out", str(out), *map(str, options)]) == 0
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    return out
+
+
+@pytest.fixture(scope="module")
+def classify_runs(tmp_path_factory):
+    """Two classifiers on 120 synthetic reviews: word tokens (3 epochs) and char tokens (1 epoch)."""
+    from test_cli_classify import reviews, write_csv
+
+    root = tmp_path_factory.mktemp("classify")
+    data = write_csv(root / "reviews.csv", reviews(120))
+    classify_run(root / "word", data, "--tokens", "word", "--epochs", 3)
+    classify_run(root / "char", data, "--tokens", "char", "--epochs", 1, "--maxlen", 40)
+    return root
+
+
+def _classifier_reference(model, ids):
+    """The classifier's forward pass for one text, without the inspect code: the embedding's rows, lstm_forward
+    in float64, and the sigmoid output unit applied to the state after every step (the text cut there)."""
+    emb, lstm, dense = model.layers
+    x = emb.get_weights()[0][ids][None].astype(np.float64)  # (1, T, E)
+    k, r, b = (np.asarray(w, np.float64) for w in lstm.get_weights())
+    hs, _, cache = lstm_forward(x, k, r, b)  # (1, T, H)
+    kernel, bias = (np.asarray(w, np.float64) for w in dense.get_weights())
+    p = 1 / (1 + np.exp(-(hs[0] @ kernel + bias)[:, 0]))  # (T,) P(second class) after each step
+    return cache, np.stack([1 - p, p], axis=1)  # (T, 2)
+
+
+def test_classify_page_values_are_the_forward_pass(classify_runs, capsys):
+    """The default page of a word-token classifier: held-out test examples of the run's own split, one word per
+    cell, each text from a zero state, the gates of the forward pass, and after every word the class
+    probabilities of the text cut there; the last word's are what the trained model predicts."""
+    from lstmlab.apps.classify import data as D
+    from lstmlab.apps.classify.split import prepare
+    from lstmlab.apps.classify.tokens import split_tokens
+    from lstmlab.apps.classify.trainer import load_checkpoint as load_classifier
+
+    run = classify_runs / "word"
+    assert main(["inspect", str(run)]) == 0
+    assert re.search(r"\d+ words in 6 texts", capsys.readouterr().out)
+    meta, blobs = read_page((run / "inspect.html").read_text(encoding="utf-8"))
+    page = decode(meta, blobs)
+    model, tok, labels, mcfg, tcfg, *_ = load_classifier(run / "best.safetensors")
+    test = prepare(D.load(tcfg.data, tcfg.text, tcfg.label), tcfg, tokenizer=tok)
+    starts = meta["starts"] + [meta["T"]]
+    assert len(starts) == 7 and "6 held-out test examples of reviews.csv" in meta["source"]
+    assert meta["classes"]["names"] == labels == ["neg", "pos"] and meta["token_kind"] == "word"
+    assert meta["targets"] == ["neg", "pos"] * 3  # the classes take turns
+    for k in range(6):
+        shown = [t.strip() for t in meta["tokens"][starts[k]:starts[k + 1]]]
+        j = next(j for j, text in enumerate(test.texts["test"]) if split_tokens(text, "word")[:tok.maxlen] == shown)
+        assert labels[test.y["test"][j]] == meta["targets"][k]  # a held-out text, with its true label
+        text = test.texts["test"][j]
+        assert meta["tokens"][starts[k + 1] - 1].endswith("\n" if k < 5 else " ")  # one text per line
+        cache, probs = _classifier_reference(model, tok.ids(text)[:tok.maxlen])
+        part = slice(starts[k], starts[k + 1])
+        g, H = cache["gates"][:, 0], 8  # (T, 4H) i, f, g, o
+        ref = {"i": g[:, :H], "f": g[:, H:2 * H], "g": g[:, 2 * H:3 * H], "o": g[:, 3 * H:],
+               "c": cache["cs"][:, 0], "tc": cache["tcs"][:, 0], "h": cache["hs"][:, 0]}
+        for q in QUANTITIES:
+            err = np.abs(page["layers"][0][q][part] - ref[q])  # (T_k, H)
+            assert np.all(err <= page["steps"][0][q] / 2 + 1e-5), (k, q, err.max())
+        assert np.allclose(page["class_probs"][part], probs, atol=0.5 / 65535 + 1e-6)
+        predicted = model.predict(tok.encode([text]), verbose=0)[0, 0]  # the model itself: padded and masked
+        assert probs[-1, 1] == pytest.approx(predicted, abs=1e-5)
+
+
+def test_classify_page_of_char_tokens_from_a_file(classify_runs, tmp_path, capsys):
+    """--text FILE: one example per line (blank lines skipped, --length of them), one character per cell, cut
+    at the run's maxlen as the model reads them."""
+    from lstmlab.apps.classify.trainer import load_checkpoint as load_classifier
+
+    lines = ["a great film , superb cast", "", "the plot was dull and the actors were awful, really awful", "bad"]
+    (tmp_path / "mine.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "mine.html"
+    assert main(["inspect", str(classify_runs / "char"), "--text", str(tmp_path / "mine.txt"), "--length", "2",
+                 "--out", str(out)]) == 0
+    meta, blobs = read_page(out.read_text(encoding="utf-8"))
+    page = decode(meta, blobs)
+    model, tok, *_ = load_classifier(classify_runs / "char" / "best.safetensors")
+    assert tok.maxlen == 40 and meta["token_kind"] == "character" and meta["targets"] is None
+    assert meta["tokens"] == list(lines[0][:-1]) + [lines[0][-1] + "\n"] + list(lines[2][:40])  # a line each
+    assert meta["starts"] == [0, len(lines[0])] and meta["T"] == len(lines[0]) + 40
+    for k, text in enumerate((lines[0], lines[2])):
+        part = slice(meta["starts"][k], meta["starts"][k] + min(len(text), 40))
+        cache, probs = _classifier_reference(model, tok.ids(text)[:40])
+        assert np.allclose(page["class_probs"][part], probs, atol=0.5 / 65535 + 1e-6)
+        assert np.all(np.abs(page["layers"][0]["c"][part] - cache["cs"][:, 0]) <= page["steps"][0]["c"] / 2 + 1e-5)
+    capsys.readouterr()
+
+
+def test_classify_runs_refused_in_one_line(classify_runs, tmp_path, capsys):
+    from test_cli_classify import reviews, write_csv
+
+    _one_line_error(capsys, ["inspect", str(classify_runs / "word"), "--prime", "the"],
+                    r"--prime: a classification run does not write text; give --text FILE with one example per line")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    _one_line_error(capsys, ["inspect", str(classify_runs / "word"), "--text", str(tmp_path / "blank.txt")],
+                    r"--text: .* holds only whitespace")
+    data = write_csv(tmp_path / "r.csv", reviews(60, seed=4))
+    classify_run(tmp_path / "bi", data, "--epochs", 1, "--units", 4, "--bidirectional", "--maxlen", 12)
+    capsys.readouterr()
+    _one_line_error(capsys, ["inspect", str(tmp_path / "bi")], r"RUN_DIR: .*layer 'bidirectional_1' is a "
+                    r"Bidirectional wrapper; inspect shows plain LSTM layers only")
+    classify_run(tmp_path / "run", data, "--epochs", 1, "--units", 4, "--maxlen", 12)
+    capsys.readouterr()
+    write_csv(tmp_path / "r.csv", reviews(60, seed=5))
+    _one_line_error(capsys, ["inspect", str(tmp_path / "run")], r"RUN_DIR: the data .*r.csv' changed since the run "
+                    r"was trained.*give --text FILE with one example per line")
+    (tmp_path / "r.csv").unlink()
+    _one_line_error(capsys, ["inspect", str(tmp_path / "run")], r"RUN_DIR: cannot read the run's data for its "
+                    r"held-out examples \(--data: no such file .*\); give --text FILE")

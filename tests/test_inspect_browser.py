@@ -191,3 +191,39 @@ def test_page_in_chromium(page, driver, tmp_path):
     shot = tmp_path / "inspect.png"
     driver.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_classify_page_in_chromium(driver, tmp_path):
+    """A word-token classifier's page: one word per cell, and hovering a word shows the class probabilities of
+    the text cut there (most likely first) in place of next-character predictions, and which text it is in."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from test_cli_classify import reviews, write_csv
+    from test_inspect import classify_run
+
+    data = write_csv(tmp_path / "reviews.csv", reviews(90))
+    run = classify_run(tmp_path / "run", data, "--tokens", "word", "--epochs", 2)
+    assert main(["inspect", str(run), "--length", "4"]) == 0
+    meta, blobs = read_page((run / "inspect.html").read_text(encoding="utf-8"))
+    vals = decode(meta, blobs)
+    driver.get((run / "inspect.html").as_uri())
+    spans = driver.find_elements(By.CSS_SELECTOR, "#text span")
+    assert [s.get_attribute("textContent") for s in spans] == meta["tokens"]  # words, a text per line
+    k = meta["starts"][1] + 2  # the third word of the second text
+    ActionChains(driver).move_to_element(spans[k]).perform()
+    tip = driver.find_element(By.ID, "tooltip")
+    assert tip.is_displayed() and not tip.find_elements(By.CSS_SELECTOR, "table.preds")
+    assert "class scores after this word" in tip.text
+    rows = [r.find_elements(By.TAG_NAME, "td") for r in tip.find_elements(By.CSS_SELECTOR, "table.classes tr")]
+    order = np.argsort(-vals["class_probs"][k], kind="stable")
+    assert [(a.text, b.text) for a, b in rows] == [(meta["classes"]["names"][c], f"{vals['class_probs'][k, c]:.3f}")
+                                                  for c in order]
+    assert f"text 2 of 4, labelled {meta['targets'][1]}, word 3 of" in tip.text
+    assert driver.find_element(By.ID, "eq-c").text.startswith(f"= {_fmt(vals['layers'][0]['f'][k, 0])} \u00d7 "
+                                                                f"{_fmt(vals['layers'][0]['c'][k - 1, 0])}")
+    first = meta["starts"][1]  # a text's first word: equation (4) starts from c = 0
+    ActionChains(driver).move_to_element(spans[first]).perform()
+    assert f"\u00d7 {_fmt(0)} +" in driver.find_element(By.ID, "eq-c").text
+    assert "4 held-out test examples" in driver.find_element(By.ID, "info").text
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -7,21 +7,26 @@ import sys
 import time
 
 DEFAULT_LENGTH = 3000
+DEFAULT_EXAMPLES = 6  # held-out examples of a classification run (source_classify.py)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("inspect", help="write a page that shows what every gate and cell does on real text",
                        description=(
-                           "Run a trained character model over a text and write one self-contained HTML page (no "
-                           "network, opens offline) that colours each character by any LSTM gate, cell or hidden "
-                           "unit, finds units that track a pattern, and shows the six equations at any step."))
-    p.add_argument("run", metavar="RUN_DIR", help="a run directory from 'lstmlab train' (or a checkpoint file)")
+                           "Run a trained character model (or a text classifier) over a text and write one "
+                           "self-contained HTML page (no network, opens offline) that colours each token by any "
+                           "LSTM gate, cell or hidden unit, finds units that track a pattern, and shows the six "
+                           "equations at any step."))
+    p.add_argument("run", metavar="RUN_DIR", help="a run directory from 'lstmlab train' or 'lstmlab classify' "
+                                                  "(or a checkpoint file)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--text", metavar="FILE", help="a UTF-8 text to run the model over (default: held-out text)")
+    src.add_argument("--text", metavar="FILE", help="a UTF-8 text to run the model over (default: held-out text); "
+                                                    "for a classification run, one example per line")
     src.add_argument("--prime", metavar="TEXT", help="start from TEXT and let the model continue it")
     p.add_argument("--length", type=int, default=None,
                    help=f"characters: of the held-out text (default {DEFAULT_LENGTH}), of --text (default all), "
-                        f"or generated after --prime (default 500)")
+                        f"or generated after --prime (default 500); for a classification run, examples: held-out "
+                        f"(default {DEFAULT_EXAMPLES}) or lines of --text (default all)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature with --prime (default 0.8)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed with --prime (default 0)")
     p.add_argument("--out", help="the HTML file to write (default RUN_DIR/inspect.html)")
@@ -45,9 +50,8 @@ def _out_path(args) -> str:
 
 
 def cmd_inspect(args) -> int:
-    from .data import check_supported, collect
     from .page import render, write
-    from .source import check_text, from_file, generated, held_out, load_run
+    from .source import Run, load_run
 
     if args.length is not None and (args.length < 1):
         raise ValueError(f"--length: expected a positive integer, got {args.length}")
@@ -56,6 +60,25 @@ def cmd_inspect(args) -> int:
     out = _out_path(args)
     t0 = time.perf_counter()
     run = load_run(args.run)
+    if not isinstance(run, Run):
+        trace, source = _classify_trace(run, args)
+    else:
+        trace, source = _textgen_trace(run, args)
+    page = render(trace, title=os.path.basename(os.path.normpath(args.run)), source=source, model=run.description)
+    write(out, page)
+    what = "characters" if trace.classes is None or run.tokenizer.level == "char" else "words"
+    texts = f" in {len(trace.starts)} texts" if trace.classes is not None else ""
+    print(f"wrote {out} ({len(page) / 1e6:.1f} MB, {len(trace.tokens):,} {what}{texts}, {len(trace.layers)} LSTM "
+          f"layer(s)) in {time.perf_counter() - t0:.1f} s")
+    if args.serve:
+        serve(page, args.port)
+    return 0
+
+
+def _textgen_trace(run, args):
+    from .data import check_supported, collect
+    from .source import check_text, from_file, generated, held_out
+
     if args.text is not None:
         text, source = from_file(args.text, args.length)
         what = "--text"
@@ -67,14 +90,29 @@ def cmd_inspect(args) -> int:
         what = "RUN_DIR"
     check_text(text, what, units=sum(layer.cell.units for layer in check_supported(run.model)))
     ids = run.vocab.encode(text, argument=what)
-    trace = collect(run.model, ids, list(text), list(run.vocab.chars))
-    page = render(trace, title=os.path.basename(os.path.normpath(args.run)), source=source, model=run.description)
-    write(out, page)
-    print(f"wrote {out} ({len(page) / 1e6:.1f} MB, {len(text):,} characters, {len(trace.layers)} LSTM layer(s)) "
-          f"in {time.perf_counter() - t0:.1f} s")
-    if args.serve:
-        serve(page, args.port)
-    return 0
+    return collect(run.model, ids, list(text), list(run.vocab.chars)), source
+
+
+def _classify_trace(run, args):
+    """Held-out examples (default) or the lines of --text, through a classification run."""
+    from .data import check_supported
+    from .source import check_text
+    from .source_classify import display_tokens, examples_from_file, held_out_examples, trace_examples
+
+    if args.prime is not None:
+        raise ValueError("--prime: a classification run does not write text; give --text FILE with one example "
+                         "per line, or nothing for held-out examples")
+    if args.text is not None:
+        texts, targets, source = examples_from_file(args.text, args.length)
+        what = "--text"
+    else:
+        texts, targets, source = held_out_examples(run, args.length or DEFAULT_EXAMPLES)
+        what = "RUN_DIR"
+    tok = run.tokenizer
+    tokens = [t for text in texts for t in display_tokens(text, tok.level, tok.maxlen)]
+    check_text(tokens, what, units=sum(layer.cell.units for layer in check_supported(run.model)),
+               unit="characters" if tok.level == "char" else "words")
+    return trace_examples(run, texts, targets, what), source
 
 
 def serve(page: str, port: int = 0) -> None:

@@ -12,8 +12,11 @@ called in inference mode. A GRU, a SimpleRNN, a peephole or layer-normalized LST
 or a stack of cells has other (or more) gates, and is refused with a message naming the layer.
 
 What the model outputs decides what else is kept: per-step scores over the vocabulary (a character model)
-give the top-5 next-token predictions and the surprisal of the actual next token; anything else (a
-classifier's class scores after the last step) is kept as the final output.
+give the top-5 next-token predictions and the surprisal of the actual next token. For a classifier (``classes``
+given), the layers above the last LSTM also run on its state after every step, so each token gets the class
+probabilities the model would give if the text ended there (the last step's are the model's prediction).
+Otherwise the output is kept as the final output. :func:`collect_examples` traces several texts, each from a
+zero state, one after the other.
 
 The forward runs in float32, the dtype the model trained in: its rounding (~1e-7) is far below the page's
 quantization step (~4e-3), and it halves the time of the step-by-step loop (20,000 steps of a 2 x 256 model
@@ -63,6 +66,11 @@ class Trace:
     top_probs: np.ndarray | None = None
     surprisal: np.ndarray | None = None
     final_output: np.ndarray | None = None
+    classes: list | None = None  # class names, with class_probs (T, C): P(class | tokens up to step t)
+    class_probs: np.ndarray | None = None
+    starts: list = field(default_factory=lambda: [0])  # steps where a text starts (the state is zero before)
+    targets: list | None = None  # the true class of each text, when known
+    token_kind: str = "character"  # what one step reads: "character" or "word" (the page's labels)
 
     @property
     def text(self) -> str:
@@ -117,7 +125,7 @@ def _is_probability(layer) -> bool:
     return getattr(act, "name", act) == "softmax"
 
 
-def collect(model, ids, tokens, vocab) -> Trace:
+def collect(model, ids, tokens, vocab, classes=None) -> Trace:
     """Run ``model`` over the token ids ``ids`` (T,) and collect a :class:`Trace`.
 
     Parameters
@@ -129,8 +137,14 @@ def collect(model, ids, tokens, vocab) -> Trace:
         The display text of each step.
     vocab : sequence of str
         The display text of each id (for the predictions).
+    classes : sequence of str, optional
+        A classifier's class names: the last LSTM must return its last state only (a Dense on top), and two
+        classes may come from one sigmoid unit (P(second class)).
     """
-    check_supported(model)
+    lstms = check_supported(model)
+    if classes is not None and lstms[-1].return_sequences:
+        raise UnsupportedModel(f"model: layer {lstms[-1].name!r} returns sequences; per-step class scores need the "
+                               "last LSTM to return its last state (a classifier's shape)")
     ids = np.asarray(ids)
     T = len(ids)
     if T < 1 or len(tokens) != T:
@@ -142,11 +156,17 @@ def collect(model, ids, tokens, vocab) -> Trace:
         if isinstance(layer, RNN):
             hs, lt = _lstm_trace(layer, np.asarray(x, np.float32))  # (1, T, H)
             trace.layers.append(lt)
-            x = hs if layer.return_sequences else hs[:, -1]  # (1, T, H) or (1, H)
+            if classes is not None and layer is lstms[-1]:
+                x = hs[0]  # (T, H): a batch of T texts, the one ending at each step
+            else:
+                x = hs if layer.return_sequences else hs[:, -1]  # (1, T, H) or (1, H)
         else:
             x = layer(x, training=False)  # dropout is the identity; no state is touched
     out = np.asarray(x, np.float64)
-    if out.ndim == 3 and out.shape[1] == T and out.shape[2] == len(vocab):
+    if classes is not None:
+        trace.classes = list(classes)
+        trace.class_probs = _class_probabilities(out, len(classes), last)  # (T, C)
+    elif out.ndim == 3 and out.shape[1] == T and out.shape[2] == len(vocab):
         _predictions(trace, out[0], ids, probabilities=_is_probability(last))
     else:
         trace.final_output = out.reshape(-1)
@@ -169,3 +189,40 @@ def _predictions(trace: Trace, scores, ids, probabilities: bool) -> None:
     nxt = p[np.arange(len(ids) - 1), ids[1:]]  # (T-1,) probability given to the token that came next
     s[:-1] = -np.log2(np.maximum(nxt, 1e-300))
     trace.surprisal = s
+
+
+def _class_probabilities(out, n_classes: int, last) -> np.ndarray:
+    """(T, C) probabilities from the classifier's (T, C) output, or (T, 1) P(second class) for two classes."""
+    act = getattr(getattr(last, "activation", None), "name", None)
+    if out.shape[1] == 1 and n_classes == 2:
+        p = out[:, 0] if act == "sigmoid" else 1.0 / (1.0 + np.exp(-out[:, 0]))  # (T,) a logit if not a sigmoid
+        return np.stack([1.0 - p, p], axis=1)  # (T, 2)
+    if out.shape[1] != n_classes:
+        raise UnsupportedModel(f"model: its output has {out.shape[1]} scores per text; expected one per class "
+                               f"({n_classes})")
+    if act == "softmax":
+        return out
+    z = np.exp(out - out.max(axis=1, keepdims=True))  # (T, C) softmax of logits, stable
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _join(arrays) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate(arrays, axis=0))  # (sum of T_k, ...) along time
+
+
+def collect_examples(model, examples, vocab, classes, targets=None) -> Trace:
+    """Trace several texts one after the other, each from a zero state (a classifier reads one text at a time).
+
+    ``examples`` is a list of ``(ids (T_k,), display tokens)``; the trace joins them, and ``starts`` marks where
+    each begins (the page's equation (4) then uses c_{t-1} = 0 there).
+    """
+    if not examples:
+        raise ValueError("text: expected at least one example, got none")
+    parts = [collect(model, ids, tokens, vocab, classes=classes) for ids, tokens in examples]
+    first = parts[0]
+    layers = [LayerTrace(lt.name, lt.units, {q: _join([p.layers[k].values[q] for p in parts]) for q in QUANTITIES})
+              for k, lt in enumerate(first.layers)]
+    starts = np.cumsum([0] + [len(p.tokens) for p in parts[:-1]]).tolist()
+    return Trace(tokens=[t for p in parts for t in p.tokens], vocab=list(vocab), layers=layers,
+                 classes=list(classes), class_probs=_join([p.class_probs for p in parts]), starts=starts,
+                 targets=None if targets is None else list(targets))

@@ -6,7 +6,8 @@ so the error is at most half a step ``(hi - lo) / levels / 2``:
 * the gates i, f, o (sigmoid, in [0, 1]) and g, h (tanh, in [-1, 1]) as uint8 on their fixed range;
 * the cell c (unbounded) as uint8 on each unit's own [min, max] over the text;
 * tanh(c) is not stored: the page computes it from c (tanh' <= 1 keeps it within c's half step);
-* the predictions as uint16: token ids, probabilities on [0, 1], surprisal on [0, its maximum].
+* the predictions as uint16: token ids, probabilities on [0, 1], surprisal on [0, its maximum];
+* a classifier's per-step class probabilities as uint16 on [0, 1], (T, C).
 
 Each (layer, quantity) array is stored unit-major, (H, Tp) with Tp = T rounded up to a multiple of 3, so
 that one unit's row is a whole number of base64 quanta (3 bytes = 4 characters): the page decodes a single
@@ -63,7 +64,12 @@ def encode(trace: Trace, extra: dict | None = None) -> tuple[dict, dict]:
         layers.append({"name": lt.name, "units": lt.units, "ranges": ranges})
     meta = {"format": "lstmlab-inspect/1", "T": T, "Tp": Tp, "tokens": trace.tokens, "vocab": trace.vocab,
             "layers": layers, "predictions": None,
-            "final_output": None if trace.final_output is None else trace.final_output.tolist()}
+            "final_output": None if trace.final_output is None else trace.final_output.tolist(),
+            "starts": [int(t) for t in trace.starts], "classes": None, "targets": trace.targets,
+            "token_kind": trace.token_kind}
+    if trace.class_probs is not None:
+        blobs["p-classes"] = _b64(_codes(trace.class_probs, 0.0, 1.0, LEVELS16, np.uint16))  # (T, C)
+        meta["classes"] = {"names": list(trace.classes), "levels": LEVELS16}
     if trace.top_ids is not None:
         s = trace.surprisal[:-1]  # the last step has no next token
         s_hi = float(s.max()) if len(s) else 1.0
@@ -100,7 +106,8 @@ def read_page(html: str) -> tuple[dict, dict]:
 
 def decode(meta: dict, blobs: dict) -> dict:
     """The page's values: ``{"layers": [{q: (T, H) float64 for q in QUANTITIES}], "steps": {q: half step}}``
-    plus the predictions (``top_ids``, ``top_probs``, ``surprisal``) when the page has them."""
+    plus the predictions (``top_ids``, ``top_probs``, ``surprisal``) or a classifier's ``class_probs`` (T, C)
+    when the page has them."""
     T, Tp = meta["T"], meta["Tp"]
     out = {"layers": [], "steps": []}
     for k, layer in enumerate(meta["layers"]):
@@ -123,4 +130,7 @@ def decode(meta: dict, blobs: dict) -> dict:
         out["top_ids"] = np.frombuffer(blobs["p-ids"], "<u2").reshape(T, k).astype(np.int64)
         out["top_probs"] = np.frombuffer(blobs["p-probs"], "<u2").reshape(T, k) / levels
         out["surprisal"] = np.frombuffer(blobs["p-surprisal"], "<u2") * (p["surprisal_hi"] / levels)
+    c = meta.get("classes")
+    if c:
+        out["class_probs"] = np.frombuffer(blobs["p-classes"], "<u2").reshape(T, len(c["names"])) / c["levels"]
     return out

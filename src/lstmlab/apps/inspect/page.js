@@ -19,10 +19,13 @@ const spans = new Array(T);
     if (!chunk) { chunk = document.createElement("div"); chunk.className = "chunk"; size = 0; lines = 1; }
     const tok = META.tokens[t], s = document.createElement("span");
     s.k = t;
-    if (tok === "\n") { s.textContent = "\u21b5\n"; s.className = "nl"; lines++; } else s.textContent = tok;
+    if (tok === "\n") s.className = "nl";
+    s.textContent = tok === "\n" ? "\u21b5\n" : tok;  // a classifier's word token ends in a space or a newline
+    const eol = tok.endsWith("\n");
+    if (eol) lines++;
     spans[t] = s;
     chunk.appendChild(s);
-    if (++size >= 3000 || (size >= 400 && tok === "\n")) { close(); chunk = null; }
+    if (++size >= 3000 || (size >= 400 && eol)) { close(); chunk = null; }
   }
   close();
   textEl.appendChild(frag);
@@ -73,11 +76,12 @@ function redraw() {
   if (state.hover >= 0) showStep(state.hover);
 }
 
-function show(tok) { return tok === "\n" ? "\u21b5" : tok === "\t" ? "\u21e5" : tok; }
+function show(tok) { return tok === "\t" ? "\u21e5" : tok.replace(/\n/g, "\u21b5"); }  // "word\n" too
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/"/g, "&quot;");  // text into HTML
 function showOne(tok) { return esc(tok === " " ? "\u2423" : show(tok)); }
 function windowHtml(t) {
-  const a = Math.max(0, t - 30), b = Math.min(T, t + 8);
+  const k = textOf[t], end = k + 1 < STARTS.length ? STARTS[k + 1] : T;  // within the text of step t
+  const a = Math.max(STARTS[k], t - 30), b = Math.min(end, t + 8);
   const part = (x, y) => esc(META.tokens.slice(x, y).map(show).join(""));
   return `${part(a, t)}<mark>${esc(show(META.tokens[t]))}</mark>${part(t + 1, b)}`;
 }
@@ -96,6 +100,20 @@ function contexts(v, codes) {
   }
 }
 
+// A classifier: P(class | the text up to step t), most likely first; at a text's last step, its prediction.
+function classScores(t) {
+  const p = classProbs(), names = META.classes.names, C = names.length, L = META.classes.levels;
+  const k = textOf[t], last = k + 1 < STARTS.length ? STARTS[k + 1] - 1 : T - 1;
+  const order = names.map((_, c) => c).sort((a, b) => p[t * C + b] - p[t * C + a]);
+  let html = `<div>class scores after this ${TOKEN}${t === last ? " (the last: the model's prediction)" : ""}:` +
+    `<table class="classes">`;
+  for (const c of order.slice(0, 5))
+    html += `<tr><td>${esc(names[c])}</td><td class="v">${(p[t * C + c] / L).toFixed(3)}</td></tr>`;
+  html += "</table></div>";
+  const truth = META.targets ? `, labelled <b>${esc(META.targets[k])}</b>` : "";
+  return html + `<div class="surprisal">text ${k + 1} of ${STARTS.length}${truth}, ${TOKEN} ${t - STARTS[k] + 1} of ${last - STARTS[k] + 1}</div>`;
+}
+
 // -- hovering: the tooltip and the equations -------------------------------------------------------
 const fmt = (x) => (x < 0 ? "\u2212" : "") + Math.abs(x).toFixed(3);
 function stepValues(layer, unit, t) {
@@ -104,7 +122,7 @@ function stepValues(layer, unit, t) {
     const src = q === "tc" ? "c" : q, [lo, step] = scale(layer, src, unit);
     const at = (k) => { const x = lo + unitCodes(layer, src, unit)[k] * step; return q === "tc" ? Math.tanh(x) : x; };
     out[q] = at(t);
-    if (q === "c") out.cPrev = t > 0 ? at(t - 1) : 0;
+    if (q === "c") out.cPrev = t > STARTS[textOf[t]] ? at(t - 1) : 0;  // each text starts from c = 0
   }
   return out;
 }
@@ -128,7 +146,8 @@ function showStep(t) {
       const s = p.s[t] * META.predictions.surprisal_hi / L;
       html += `<div class="surprisal">surprisal of the actual next <span class="ch">${showOne(META.tokens[t + 1])}</span>: <b>${s.toFixed(2)}</b> bits</div>`;
     } else html += `<div class="surprisal">(last step: no next character)</div>`;
-  } else if (META.final_output) html += `<div>model output after the last step: ${META.final_output.map((x) => x.toFixed(3)).join(", ")}</div>`;
+  } else if (META.classes) html += classScores(t);
+  else if (META.final_output) html += `<div>model output after the last step: ${META.final_output.map((x) => x.toFixed(3)).join(", ")}</div>`;
   tip.innerHTML = html;
   tip.hidden = false;
   $("eq-where").textContent = `step ${t} ('${show(META.tokens[t])}'), ${LAYERS[layer].name} unit ${unit}`;
@@ -179,7 +198,7 @@ function search(pattern, mode, against) {
   const covered = s.reduce((a, b) => a + (b > 0 ? 1 : 0), 0);
   note.className = "note";
   note.textContent = mode === "line-position" ? `position in line, against ${against} of ${LAYERS[state.layer].name}`
-    : `${covered} of ${T} characters inside a match, against ${against} of ${LAYERS[state.layer].name}`;
+    : `${covered} of ${T} ${TOKEN}s inside a match, against ${against} of ${LAYERS[state.layer].name}`;
   state.ranked = rank(correlations(s, state.layer, against), 20, true);
   fillList($("ranked"), state.ranked, "r =");
   return state.ranked;
@@ -265,7 +284,7 @@ $("layer").onchange = () => selectUnit(+$("layer").value, state.units[+$("layer"
 $("unit").onchange = () => selectUnit(state.layer, $("unit").value);
 $("quantity").onchange = () => { state.q = $("quantity").value; redraw(); };
 
-const info = [META.source, `${T.toLocaleString()} characters`];
+const info = [META.source, `${T.toLocaleString()} ${TOKEN}s`];
 if (META.model) info.push(META.model);
 if (META.predictions && T > 1) {
   let tot = 0;
@@ -274,6 +293,7 @@ if (META.predictions && T > 1) {
   info.push(`${(tot * META.predictions.surprisal_hi / META.predictions.levels / (T - 1)).toFixed(3)} bits per character on this text`);
 }
 $("title").textContent = META.title || "";
+$("eq-where").textContent = `(hover a ${TOKEN})`;
 $("info").textContent = info.filter(Boolean).join(" \u00b7 ");
 selectUnit(0, 0);
 

@@ -5,6 +5,10 @@ const T = META.T, TP = META.Tp, LAYERS = META.layers;
 const TEXT = META.tokens.join("");
 const offsets = new Int32Array(T + 1);  // UTF-16 offset of each token in TEXT, for the regex matches
 for (let t = 0; t < T; t++) offsets[t + 1] = offsets[t] + META.tokens[t].length;
+// Several texts (a classifier's examples) each start from a zero state: text[t] is the text step t is in.
+const STARTS = META.starts || [0], textOf = new Int32Array(T);
+for (let k = 1; k < STARTS.length; k++) textOf.fill(k, STARTS[k]);
+const TOKEN = META.token_kind || "character";  // what one cell holds: a character or a word
 
 // -- decoding ------------------------------------------------------------------------------------
 function bytes(b64) {
@@ -50,6 +54,12 @@ function layerCodes(layer, q) {  // (H, TP) codes of a whole layer, for the sear
   const key = layer + "/" + q;
   if (!layerCache.has(key)) layerCache.set(key, bytes(blob("q-" + layer + "-" + q)));
   return layerCache.get(key);
+}
+let classP = null;
+function classProbs() {  // (T, C) uint16 probabilities of a classifier, after each step
+  if (!META.classes) return null;
+  if (!classP) { const b = bytes(blob("p-classes")); classP = new Uint16Array(b.buffer, 0, b.length >> 1); }
+  return classP;
 }
 let preds = null;
 function predictions() {

@@ -4,9 +4,8 @@
 * the text: a stretch of the run's held-out text (default), a file (``--text``), or a prime plus a
   continuation the model generates (``--prime``).
 
-Text-generation runs (kind ``lstmlab.textgen``) are read here. A classification run needs the same three
-things (a Sequential whose recurrent layers are LSTMs, its vocabulary and a held-out text); see
-:func:`load_run` for what it has to provide.
+Text-generation runs (kind ``lstmlab.textgen``) are read here; classification runs (``lstmlab.classify``) in
+:mod:`.source_classify`, which :func:`load_run` hands them to.
 """
 from __future__ import annotations
 
@@ -58,21 +57,19 @@ def _kind(path) -> str | None:
         return None  # the loader below says what is wrong with the file
 
 
-def load_run(run_dir: str) -> Run:
-    """Load a text-generation run; refuse other kinds, and models with other cells, in one line.
-
-    A classification run (``lstmlab.classify``, being built) will need: its model (any Sequential whose
-    recurrent layers are plain LSTMs; :func:`~.data.collect` keeps its class scores as the final output),
-    its vocabulary with one display string per id (``collect(model, ids, tokens, vocab)``), and a way to
-    pick held-out text (one example, or several joined by a separator token).
-    """
+def load_run(run_dir: str):
+    """Load a text-generation :class:`Run` or a classification :class:`~.source_classify.ClassifyRun`; refuse
+    other kinds, and models with other cells, in one line."""
     from ..textgen import load_checkpoint
+    from .source_classify import KIND as CLASSIFY, load_classify_run
 
     path = checkpoint_path(run_dir)
     kind = _kind(path)
+    if kind == CLASSIFY:
+        return load_classify_run(run_dir, path)
     if kind is not None and kind != "lstmlab.textgen":
         raise ValueError(f"RUN_DIR: {run_dir!r} is a {kind.rsplit('.', 1)[-1]} run; inspect reads text-generation "
-                         "runs (lstmlab train) so far")
+                         "runs (lstmlab train) and classification runs (lstmlab classify)")
     model, vocab, mcfg, tcfg, progress, digest = load_checkpoint(path)
     try:
         check_supported(model)
@@ -134,14 +131,15 @@ def generated(run: Run, prime: str, length: int, temperature: float, seed: int) 
     return prime + more, f"--prime {prime[:30]!r} and {length} generated characters (temperature {temperature:g})"
 
 
-def check_text(text: str, what: str, units: int) -> str:
-    """Refuse an empty text, and one whose page (``units`` LSTM units in all) would exceed :data:`MAX_PAGE_MB`."""
+def check_text(text, what: str, units: int, unit: str = "characters"):
+    """Refuse an empty text (a string, or a list of tokens), and one whose page (``units`` LSTM units in all)
+    would exceed :data:`MAX_PAGE_MB`."""
     if not text:
         raise ValueError(f"{what}: expected some text, got none")
     per_char = units * BYTES_PER_UNIT + BYTES_PER_CHAR
     mb = len(text) * per_char / 1e6
     if mb > MAX_PAGE_MB:
         longest = int(MAX_PAGE_MB * 1e6 / per_char)
-        raise ValueError(f"{what}: {len(text):,} characters of {units} LSTM units make a page of about {mb:,.0f} MB; "
-                         f"expected at most {MAX_PAGE_MB} MB ({longest:,} characters; use --length)")
+        raise ValueError(f"{what}: {len(text):,} {unit} of {units} LSTM units make a page of about {mb:,.0f} MB; "
+                         f"expected at most {MAX_PAGE_MB} MB ({longest:,} {unit}; use --length)")
     return text
