@@ -231,7 +231,7 @@ def test_forecast_trials_are_forecast_runs(series_csv, tmp_path, capsys, keep_si
         assert all(np.isfinite(float(line.split(",")[2])) for line in lines[2:])
     best = min(trials, key=lambda t: t.value)
     report = (out / "report.md").read_text()
-    assert f"best: trial {best.number}, validation loss {best.value:.4f} (MSE of the scaled changes)" in report
+    assert f"best: trial {best.number}, validation loss {best.value:.4g} (MSE of the scaled changes)" in report
     assert f"best: trial {best.number}" in stdout and "| val MAE |" in report
     for name in ("history.png", "importances.png", "lr_vs_loss.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"

@@ -64,7 +64,7 @@ class ForecastObjective:
     @staticmethod
     def best_line(trial) -> str:
         mae = trial.user_attrs.get("val_mae")
-        return (f"validation loss {trial.value:.4f} (MSE of the scaled changes)"
+        return (f"validation loss {trial.value:.4g} (MSE of the scaled changes)"
                 + (f", validation MAE {mae:.4g} in the data's units" if mae is not None else ""))
 
     def base(self):
@@ -137,6 +137,7 @@ class ForecastObjective:
 
         def report(epoch: int, val_loss: float, val_mae: float) -> None:
             trial.report(val_loss, epochs_before + epoch)
+            trial.set_user_attr("epochs", epochs_before + epoch)  # a pruned trial's table row shows it too
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation loss {val_loss:.4f} at epoch {epochs_before + epoch}")
 
