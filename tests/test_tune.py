@@ -249,7 +249,8 @@ def test_forecast_bad_options_are_one_line(series_csv, tmp_path, capsys):
     assert cli.main([*args, "--space", str(bad), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "parameter 'dropout': unknown; expected one of learning_rate, units, layers, cell, lookback, batch_size" in err
+    assert "parameter 'dropout': unknown; expected one of learning_rate, units, layers, cell, lookback, batch_size" \
+        in err
     big = tmp_path / "lookback.json"
     big.write_text(json.dumps({"lookback": {"choices": [12, 120]}}))  # 150 rows cannot hold lookback 120
     assert cli.main([*args, "--space", str(big), "--out", str(tmp_path / "b")]) == 2

@@ -5,8 +5,8 @@ Every option of the tuned command is accepted: a typed one is fixed for every tr
 space), the others are the command's defaults. ``--minutes-per-trial`` bounds each trial, ``--timeout`` the whole
 search; ``--workers K`` runs K processes on the shared study; ``--storage URL`` puts the study in a database
 that workers on other machines join (the same command with the same --storage and --out on a shared disk,
-or each with its own --out: the trials' run directories are written where their worker runs). A forecast trial is bounded by its
-``--epochs``: there is no ``--minutes-per-trial`` for it.
+or each with its own --out: the trials' run directories are written where their worker runs).
+A forecast trial is bounded by its ``--epochs``: there is no ``--minutes-per-trial`` for it.
 """
 from __future__ import annotations
 
