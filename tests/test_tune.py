@@ -166,3 +166,97 @@ def test_two_workers_share_a_postgresql_study(postgres, corpus, space, tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert len({t.user_attrs["worker_pid"] for t in trials}) == 2
     assert "best: trial" in (out / "report.md").read_text()
+
+
+# -- lstmlab tune forecast ---------------------------------------------------------------------------------
+@pytest.fixture
+def series_csv(tmp_path):
+    """150 monthly rows of a noisy seasonal series (date, y)."""
+    t = np.arange(150)
+    y = 10 + 3 * np.sin(2 * np.pi * t / 12) + 0.2 * np.random.default_rng(0).normal(size=150)
+    path = tmp_path / "series.csv"
+    path.write_text("date,y\n" + "".join(f"{2000 + i // 12}-{i % 12 + 1:02d},{v:.6f}\n" for i, v in enumerate(y)))
+    return path
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    """An in-process study installs the trials' stop handlers; give pytest its own back."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+FORECAST = ["--target", "y", "--date", "date", "--season", "12", "--horizon", "3", "--epochs", "3", "--units", "16"]
+
+
+def test_forecast_trials_are_forecast_runs(series_csv, tmp_path, capsys, keep_signal_handlers):
+    from lstmlab.apps.forecast.trainer import load_checkpoint as load_forecast
+
+    out = tmp_path / "fstudy"
+    # Search options before the subcommand's name are kept (--trials), after it too (--pruner, --out).
+    code = cli.main(["tune", "--trials", "3", "forecast", "--csv", str(series_csv), *FORECAST, "--pruner", "none",
+                     "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    study = optuna.load_study(study_name="lstmlab-tune", storage=f"sqlite:///{out / 'study.db'}")
+    # The default forecast space, less the typed --units: learning rate first; lookback half / once / twice 24.
+    space = study.user_attrs["spec"]["space"]
+    assert study.user_attrs["spec"]["command"] == "forecast"
+    assert [p["name"] for p in space] == ["learning_rate", "layers", "cell", "lookback"]
+    assert space[0]["log"] and space[3]["choices"] == [12, 24, 48]
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and all(np.isfinite(t.value) for t in trials)
+    for t in trials:
+        run = out / "trials" / f"{t.number:03d}"
+        assert t.user_attrs["run_dir"] == str(run)
+        _, cfg, *_, progress, _ = load_forecast(run / "best.safetensors")
+        # The run holds the trial's parameters over the typed options, and its value is the run's best
+        # validation loss; every epoch's validation loss was reported to the trial (the pruner's input).
+        assert (cfg.units, cfg.horizon, cfg.epochs, cfg.season) == (16, 3, 3, 12)
+        assert (cfg.layers, cfg.cell, cfg.lookback) == (t.params["layers"], t.params["cell"], t.params["lookback"])
+        assert cfg.learning_rate == pytest.approx(t.params["learning_rate"])
+        assert t.value == pytest.approx(progress.best_val)
+        assert t.intermediate_values == pytest.approx({r["epoch"]: r["val_loss"] for r in progress.history}, abs=1e-6)
+        assert min(t.intermediate_values.values()) == pytest.approx(t.value)
+        assert t.user_attrs["epochs"] == 3
+        assert {"report.md", "report.json", "log.csv"} <= set(os.listdir(run))  # what lstmlab forecast writes
+        # An ordinary forecast run: lstmlab forecast predict reads it.
+        assert cli.main(["forecast", "predict", str(run)]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines[1] == "step,date,y" and len(lines) == 2 + 3
+        assert all(np.isfinite(float(line.split(",")[2])) for line in lines[2:])
+    best = min(trials, key=lambda t: t.value)
+    report = (out / "report.md").read_text()
+    assert f"best: trial {best.number}, validation loss {best.value:.4g} (MSE of the scaled changes)" in report
+    assert f"best: trial {best.number}" in stdout and "| val MAE |" in report
+    for name in ("history.png", "importances.png", "lr_vs_loss.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+    # The study is a forecast study: resuming it as a train study is refused in one line.
+    assert cli.main(["tune", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tunes lstmlab forecast; resume it with lstmlab tune forecast --resume" in err
+
+
+def test_forecast_bad_options_are_one_line(series_csv, tmp_path, capsys):
+    bad = tmp_path / "space.json"
+    bad.write_text(json.dumps({"dropout": {"low": 0.0, "high": 0.5}}))  # the forecaster has no dropout
+    args = ["tune", "forecast", "--csv", str(series_csv), *FORECAST]
+    assert cli.main([*args, "--space", str(bad), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "parameter 'dropout': unknown; expected one of learning_rate, units, layers, cell, lookback, batch_size" \
+        in err
+    big = tmp_path / "lookback.json"
+    big.write_text(json.dumps({"lookback": {"choices": [12, 120]}}))  # 150 rows cannot hold lookback 120
+    assert cli.main([*args, "--space", str(big), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--space: lookback = 120 cannot make a run" in err
+    assert cli.main(["tune", "--embedding", "8", "forecast", "--csv", str(series_csv), "--target", "y"]) == 2
+    assert "--embedding: an option of lstmlab tune (train), not of lstmlab tune forecast" in capsys.readouterr().err
+    assert cli.main(["tune", "forecast", "--csv", str(series_csv), "--out", str(tmp_path / "c")]) == 2
+    assert "--target: expected the column(s) to forecast" in capsys.readouterr().err

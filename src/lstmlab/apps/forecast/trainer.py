@@ -63,8 +63,13 @@ class ForecastTrainer:
     """Trains (or resumes) the model of one fold in ``run_dir``."""
 
     def __init__(self, run_dir: str, series: Series, cfg: ForecastConfig, fold_index: int, fold: Fold, *,
-                 model=None, progress: Progress | None = None, loss_sum: float = 0.0, out=None):
+                 model=None, progress: Progress | None = None, loss_sum: float = 0.0, out=None,
+                 on_validation=None):
+        """``on_validation(epoch, val_loss, val_mae)``, when given, is called after each epoch's validation once
+        its checkpoint is written (a tuner reports to its trial there); what it raises propagates out of
+        :meth:`train`."""
         self.run = RunDir(run_dir)
+        self.on_validation = on_validation
         self.series, self.cfg, self.fold_index, self.fold = series, cfg, fold_index, fold
         self.out = out if out is not None else sys.stdout
         n_t = series.n_targets
@@ -133,6 +138,8 @@ class ForecastTrainer:
         if note and not self._noted:
             self._print(note)
             self._noted = True
+        if self.on_validation is not None:
+            self.on_validation(p.epoch, val, mae)
 
     def train(self) -> str:
         """Train until ``cfg.epochs`` epochs are done or a stop is requested: ``"done"`` or ``"interrupted"``.

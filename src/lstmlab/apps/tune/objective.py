@@ -2,15 +2,18 @@
 its best validation loss, reporting every validation to the trial so that the pruner can stop it early.
 
 Objectives are looked up by the command they tune (:data:`OBJECTIVES`); ``lstmlab train`` is the first. A
-job that wants tuning (forecasting, classification) adds a class with the same three members: ``command``,
-``from_spec(spec)`` (rebuilt in every worker process from a JSON-able spec) and ``__call__(trial, run_dir)``.
+job that wants tuning (forecasting, classification) adds a class with the same members: ``command``,
+``from_spec(spec)`` (rebuilt in every worker process from a JSON-able spec) and ``__call__(trial, run_dir)``,
+and for the command line and the report ``parameters``, ``default_space()``, ``check()``, ``value_unit``,
+``best_line(trial)``, ``columns`` and ``run_hint``. :mod:`.forecast_trial` is the second.
 """
 from __future__ import annotations
 
 import math
 import os
 
-from .space import Param
+from .forecast_trial import ForecastObjective
+from .space import DEFAULT_SPACE, PARAMETERS, Param, sample
 
 OBJECTIVES: dict = {}
 
@@ -18,11 +21,6 @@ OBJECTIVES: dict = {}
 def objective(cls):
     OBJECTIVES[cls.command] = cls
     return cls
-
-
-def sample(trial, space) -> dict:
-    """The trial's parameters, drawn in the space's order (the learning rate first)."""
-    return {p.name: p.suggest(trial) for p in space}
 
 
 @objective
@@ -40,6 +38,10 @@ class TrainObjective:
     """
 
     command = "train"
+    parameters = PARAMETERS  # parameter name -> the train option that fixes it
+    value_unit = "nats/char"
+    columns = (("steps", "steps"),)  # the report table's extra columns: (heading, user attribute)
+    run_hint = "lstmlab generate / train --resume"  # how to use the best trial's run directory ({run}: it)
 
     def __init__(self, options: dict, space, minutes=None):
         self.options, self.space, self.minutes = dict(options), tuple(space), minutes
@@ -52,6 +54,13 @@ class TrainObjective:
     def spec(self) -> dict:
         return {"command": self.command, "options": self.options, "minutes": self.minutes,
                 "space": [p.__dict__ for p in self.space]}
+
+    @staticmethod
+    def best_line(trial) -> str:
+        return f"validation loss {trial.value:.4f} nats ({trial.value / math.log(2):.4f} bits/char)"
+
+    def default_space(self) -> tuple:
+        return DEFAULT_SPACE
 
     def text(self):
         """The corpus and its vocabulary, read once per process."""
@@ -135,3 +144,7 @@ class TrainObjective:
         best = trainer.progress.best_val
         trial.set_user_attr("steps", trainer.progress.global_step)
         return best if best is not None and math.isfinite(best) else float("nan")
+
+
+
+objective(ForecastObjective)  # lstmlab tune forecast (in its own file)

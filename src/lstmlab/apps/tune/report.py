@@ -32,41 +32,51 @@ def importances(study) -> tuple[dict, str | None]:
         return {}, f"parameter importances unavailable: {exc}"
 
 
-def table(trials, out: str) -> list[str]:
+def table(trials, out: str, columns=(("steps", "steps"),)) -> list[str]:
+    """The markdown table of ``trials``; ``columns`` are the objective's extra (heading, user attribute) pairs."""
     names = []
     for t in trials:
         names += [k for k in t.params if k not in names]
-    head = ["trial", "state", "val loss", "steps", *names, "run directory"]
+    head = ["trial", "state", "val loss", *[h for h, _ in columns], *names, "run directory"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for t in trials:
         run = os.path.relpath(t.user_attrs.get("run_dir", ""), out) if t.user_attrs.get("run_dir") else ""
         state = t.state.name.lower() + (" (diverged)" if "diverged" in t.user_attrs else "")
-        rows.append("| " + " | ".join([str(t.number), state, _fmt(t.value), _fmt(t.user_attrs.get("steps")),
+        rows.append("| " + " | ".join([str(t.number), state, _fmt(t.value),
+                                       *[_fmt(t.user_attrs.get(a)) for _, a in columns],
                                        *[_fmt(t.params.get(n)) for n in names], run]) + " |")
     return rows
+
+
+def objective_of(study):
+    """The objective class of the command the study tunes (studies made before forecast tuning: train)."""
+    from .objective import OBJECTIVES
+
+    return OBJECTIVES[study.user_attrs.get("spec", {}).get("command", "train")]
 
 
 def write_report(study, out: str) -> str:
     """Write ``out/report.md`` and the plots; returns the report's text."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    kind = objective_of(study)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    lines = [f"# lstmlab tune: study {study.study_name!r}", "",
+    lines = [f"# lstmlab tune{'' if kind.command == 'train' else ' ' + kind.command}: study {study.study_name!r}", "",
              f"{len(trials)} trials: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n), ""]
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
     if done:
         best = min(done, key=lambda t: t.value)
-        lines += [f"best: trial {best.number}, validation loss {best.value:.4f} nats "
-                  f"({best.value / math.log(2):.4f} bits/char)", ""]
+        lines += [f"best: trial {best.number}, {kind.best_line(best)}", ""]
         lines += [f"- {k} = {_fmt(v)}" for k, v in best.params.items()]
         if best.user_attrs.get("run_dir"):
-            lines += ["", f"its run directory: {best.user_attrs['run_dir']} (lstmlab generate / train --resume)"]
+            run = best.user_attrs["run_dir"]
+            lines += ["", f"its run directory: {run} ({kind.run_hint.format(run=run)})"]
     else:
         lines += ["best: none yet (no completed trial)"]
-    lines += ["", "## trials", ""] + table(trials, out)
+    lines += ["", "## trials", ""] + table(trials, out, kind.columns)
     imp, note = importances(study)
     lines += ["", "## parameter importances", ""]
     lines += [f"- {k}: {v:.3f}" for k, v in imp.items()] if imp else [note]
-    plot_note = plot(trials, imp, out)
+    plot_note = plot(trials, imp, out, kind.value_unit)
     if plot_note:
         lines += ["", plot_note]
     else:
@@ -76,7 +86,7 @@ def write_report(study, out: str) -> str:
     return text
 
 
-def plot(trials, imp: dict, out: str) -> str | None:
+def plot(trials, imp: dict, out: str, unit: str = "") -> str | None:
     """The three plots; a note instead when matplotlib is missing."""
     plt = pyplot()
     if plt is None:
@@ -93,7 +103,7 @@ def plot(trials, imp: dict, out: str) -> str | None:
         ax.step(sorted(xs), best, where="post", color="C3", label="best so far")
         ax.legend()
     ax.set_xlabel("trial")
-    ax.set_ylabel("validation loss (nats/char)")
+    ax.set_ylabel("validation loss" + (f" ({unit})" if unit else ""))
     ax.set_title("optimization history (grey: pruned)")
     ax.grid(alpha=0.3)
     save_png(fig, os.path.join(out, PLOTS[0]))
@@ -110,7 +120,7 @@ def plot(trials, imp: dict, out: str) -> str | None:
                    c=["C0" if t.state.name == "COMPLETE" else "C7" for t in with_lr])
         ax.set_xscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("validation loss (nats/char)")
+    ax.set_ylabel("validation loss" + (f" ({unit})" if unit else ""))
     ax.set_title("learning rate against loss (grey: pruned)")
     ax.grid(alpha=0.3)
     save_png(fig, os.path.join(out, PLOTS[2]))

@@ -30,6 +30,10 @@ from dataclasses import dataclass
 PARAMETERS = {"learning_rate": "lr", "units": "units", "layers": "layers", "dropout": "dropout",
               "optimizer": "optimizer", "clipnorm": "clip", "activation": None, "embedding": "embedding",
               "seq_len": "seq_len", "batch_size": "batch_size", "cell": "cell"}
+# ``lstmlab tune forecast``: parameter name -> the forecast option that fixes it (there is no dropout to search:
+# the forecaster has none; the lookback's default choices depend on the data, see ``ForecastObjective``).
+FORECAST_PARAMETERS = {"learning_rate": "lr", "units": "units", "layers": "layers", "cell": "cell",
+                       "lookback": "lookback", "batch_size": "batch_size"}
 OPTIMIZER_CHOICES = ("adam", "rmsprop", "adagrad", "sgd-nesterov")  # sgd-nesterov: SGD, momentum 0.9, Nesterov
 
 
@@ -52,6 +56,11 @@ class Param:
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log, step=self.step)
 
 
+def sample(trial, space) -> dict:
+    """The trial's parameters, drawn in the space's order (the learning rate first)."""
+    return {p.name: p.suggest(trial) for p in space}
+
+
 DEFAULT_SPACE = (
     Param("learning_rate", low=1e-4, high=3e-2, log=True),
     Param("units", choices=(64, 128, 256, 512)),
@@ -67,14 +76,15 @@ def _spec_error(path, name, problem):
     return ValueError(f"--space: {path}: parameter {name!r}: {problem}")
 
 
-def parse_space(data: dict, path: str = "FILE") -> tuple:
-    """The parameters described by ``data`` (a space file's content), checked."""
+def parse_space(data: dict, path: str = "FILE", parameters: dict = PARAMETERS) -> tuple:
+    """The parameters described by ``data`` (a space file's content), checked against the names of
+    ``parameters`` (the tuned command's)."""
     if not isinstance(data, dict) or not data:
         raise ValueError(f"--space: {path}: expected a table of parameters, got {type(data).__name__}")
     params = []
     for name, spec in data.items():
-        if name not in PARAMETERS:
-            raise _spec_error(path, name, f"unknown; expected one of {', '.join(PARAMETERS)}")
+        if name not in parameters:
+            raise _spec_error(path, name, f"unknown; expected one of {', '.join(parameters)}")
         if not isinstance(spec, dict):
             raise _spec_error(path, name, f"expected a table with choices or low/high, got {spec!r}")
         unknown = sorted(set(spec) - {"choices", "low", "high", "log", "step"})
@@ -99,7 +109,7 @@ def parse_space(data: dict, path: str = "FILE") -> tuple:
     return tuple(params)
 
 
-def load_space(path: str) -> tuple:
+def load_space(path: str, parameters: dict = PARAMETERS) -> tuple:
     """Read a ``.toml`` or ``.json`` space file."""
     if not os.path.isfile(path):
         raise ValueError(f"--space: no such file {path!r}")
@@ -122,9 +132,9 @@ def load_space(path: str) -> tuple:
         if type(exc).__name__ != "TOMLDecodeError":
             raise
         raise ValueError(f"--space: {path} is not valid TOML ({exc})") from None
-    return parse_space(data, path)
+    return parse_space(data, path, parameters)
 
 
-def without_fixed(space: tuple, typed: set) -> tuple:
-    """The space less the parameters whose train option the user typed (those stay as typed)."""
-    return tuple(p for p in space if PARAMETERS[p.name] not in typed)
+def without_fixed(space: tuple, typed: set, parameters: dict = PARAMETERS) -> tuple:
+    """The space less the parameters whose option (``parameters[name]``) the user typed (those stay as typed)."""
+    return tuple(p for p in space if parameters[p.name] not in typed)

@@ -100,7 +100,7 @@ def run_worker(spec: dict, index: int, n_trials: int) -> int:
         return objective(trial, trial_dir(spec["out"], trial.number))
 
     def announce(study, trial):
-        value = "" if trial.value is None else f" {trial.value:.4f}"
+        value = "" if trial.value is None else f" {trial.value:.4g}"  # a forecast's MSE can be 1e-3
         reason = trial.system_attrs.get("fail_reason", "") if trial.state.name == "FAIL" else ""
         value += f": {reason.strip().splitlines()[-1]}" if reason.strip() else ""
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
