@@ -82,7 +82,9 @@ def test_stateful_model_predict_carries_state_between_batches():
     whole = model.predict(x, batch_size=2)
     model.reset_states()
     halves = np.concatenate([model.predict(x[:, :3], batch_size=2), model.predict(x[:, 3:], batch_size=2)], axis=1)
-    np.testing.assert_allclose(halves, whole, rtol=1e-6)
+    # float32, the project's 1e-5: the 3-step call runs the GRU's C loop, the longer ones its fused AVX-512
+    # forward (own exp and tanh), which agree to rounding, not to the last bit
+    np.testing.assert_allclose(halves, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_masking_padded_batch_equals_sequences_one_by_one():
