@@ -260,3 +260,97 @@ def test_forecast_bad_options_are_one_line(series_csv, tmp_path, capsys):
     assert "--embedding: an option of lstmlab tune (train), not of lstmlab tune forecast" in capsys.readouterr().err
     assert cli.main(["tune", "forecast", "--csv", str(series_csv), "--out", str(tmp_path / "c")]) == 2
     assert "--target: expected the column(s) to forecast" in capsys.readouterr().err
+
+
+# -- lstmlab tune classify ---------------------------------------------------------------------------------
+@pytest.fixture
+def reviews_csv(tmp_path):
+    """240 short synthetic reviews (neg / pos by their cue words), made as tests/test_cli_classify.py makes them."""
+    from test_cli_classify import reviews, write_csv
+
+    return write_csv(tmp_path / "reviews.csv", reviews(240))
+
+
+CLASSIFY = ["--text", "review", "--label", "sentiment", "--tokens", "word", "--embedding", "8", "--batch-size", "16",
+            "--epochs", "2"]
+
+
+def test_classify_trials_are_classify_runs(reviews_csv, tmp_path, capsys, keep_signal_handlers):
+    import math
+
+    from lstmlab.apps.classify.trainer import load_checkpoint as load_classify
+
+    out = tmp_path / "cstudy"
+    # --units before the subcommand's name is a classify option too; the median pruner is on (the default).
+    code = cli.main(["tune", "--units", "8", "classify", "--data", str(reviews_csv), *CLASSIFY, "--trials", "3",
+                     "--minutes-per-trial", "5", "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    study = optuna.load_study(study_name="lstmlab-tune", storage=f"sqlite:///{out / 'study.db'}")
+    spec = study.user_attrs["spec"]
+    # The default classify space less the typed --units and --embedding (and no batch size: it was typed too).
+    assert spec["command"] == "classify" and study.user_attrs["pruner"] == "median"
+    assert [p["name"] for p in spec["space"]] == ["learning_rate", "layers", "cell", "bidirectional"]
+    assert spec["space"][0]["log"] and spec["space"][3]["choices"] == [False, True]
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 and all(np.isfinite(t.value) for t in trials)
+    predict_in = tmp_path / "new.txt"
+    predict_in.write_text("a good great film with its cast\nthe plot was awful and dull\n", encoding="utf-8")
+    for t in trials:
+        run = out / "trials" / f"{t.number:03d}"
+        assert t.user_attrs["run_dir"] == str(run)
+        _, _, labels, mcfg, tcfg, progress, _ = load_classify(run / "best.safetensors")
+        # The run holds the trial's parameters over the typed options; its value is the run's best validation
+        # loss, and every epoch's validation loss was reported to the trial (the pruner's input).
+        assert (mcfg.units, mcfg.embedding, tcfg.batch_size, tcfg.epochs, tcfg.minutes) == (8, 8, 16, 2, 5.0)
+        assert (mcfg.layers, mcfg.cell, mcfg.bidirectional) == (t.params["layers"], t.params["cell"],
+                                                                 t.params["bidirectional"])
+        assert tcfg.learning_rate == pytest.approx(t.params["learning_rate"]) and labels == ["neg", "pos"]
+        assert t.value == pytest.approx(progress.best_val)
+        assert t.intermediate_values == pytest.approx(
+            {math.ceil(r["epoch"]): r["val_loss"] for r in progress.history}, abs=1e-6)
+        assert sorted(t.intermediate_values) == [1, 2] and t.user_attrs["epochs"] == 2
+        best_row = next(r for r in progress.history if r["step"] == progress.best_step)
+        assert t.user_attrs["val_accuracy"] == best_row["val_accuracy"]
+        assert {"report.md", "report.json", "log.csv", "curves.png"} <= set(os.listdir(run))  # lstmlab classify's
+        # An ordinary classify run: lstmlab classify predict reads it (one label and probability per line).
+        assert cli.main(["classify", "predict", str(run), str(predict_in)]) == 0
+        lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+        assert len(lines) == 2 and all(lb in labels and 0.5 <= float(p) <= 1.0 for lb, p in lines)
+    best = min(trials, key=lambda t: t.value)
+    report = (out / "report.md").read_text()
+    assert f"best: trial {best.number}, validation loss {best.value:.4g} nats (cross-entropy)" in report
+    assert f"best: trial {best.number}" in stdout and "| val accuracy |" in report
+    assert f"lstmlab classify predict {out / 'trials' / f'{best.number:03d}'} FILE" in report
+    for name in ("history.png", "importances.png", "lr_vs_loss.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+    # The study is a classify study: resuming it as a forecast study is refused in one line.
+    assert cli.main(["tune", "forecast", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tunes lstmlab classify; resume it with lstmlab tune classify --resume" in err
+
+
+def test_classify_bad_options_are_one_line(reviews_csv, tmp_path, capsys):
+    args = ["tune", "classify", "--data", str(reviews_csv), *CLASSIFY]
+    bad = tmp_path / "dropout.json"
+    bad.write_text(json.dumps({"dropout": {"low": 0.0, "high": 0.5}}))  # the classifier has no dropout
+
+    def one_line(argv, message):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("lstmlab: error: ") and message in err, err
+
+    one_line([*args, "--space", str(bad), "--out", str(tmp_path / "a")], "--space: " + str(bad) + ": parameter "
+             "'dropout': unknown; expected one of learning_rate, units, layers, cell, bidirectional, embedding")
+    cells = tmp_path / "cells.json"
+    cells.write_text(json.dumps({"cell": {"choices": ["lstm", "lsmt"]}}))
+    one_line([*args, "--space", str(cells), "--out", str(tmp_path / "b")],
+             "--space: cell = 'lsmt' cannot make a run: --cell: expected one of lstm, gru")
+    one_line([*args, "--units", "0", "--out", str(tmp_path / "c")], "--units: expected a positive integer, got 0")
+    one_line(["tune", "classify", "--data", str(reviews_csv), "--text", "body", "--label", "sentiment", "--out",
+              str(tmp_path / "d")], "--text: no column 'body'")
+    one_line(["tune", "--seq-len", "5", "classify", "--data", str(reviews_csv)],
+             "--seq-len: an option of lstmlab tune (train), not of lstmlab tune classify")
+    one_line([*args, "--trials", "0"], "--trials: expected a positive integer, got 0")
+    assert not (tmp_path / "a" / "trials").exists()  # nothing ran

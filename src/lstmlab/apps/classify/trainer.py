@@ -64,8 +64,12 @@ class ClassifyTrainer:
     """Runs (or resumes) one training run in ``run_dir`` on the prepared parts of the data."""
 
     def __init__(self, run_dir: str, data: Prepared, mcfg: ModelConfig, tcfg: TrainConfig, digest: str, *,
-                 model=None, progress: Progress | None = None, window=(0.0, 0), out=None):
+                 model=None, progress: Progress | None = None, window=(0.0, 0), out=None, on_validation=None):
+        """``on_validation(epoch, val_loss, val_accuracy)``, when given, is called after each validation once
+        its checkpoint is written, with the epoch it closes (a last, partial epoch counts: the steps or minutes
+        ran out in it); a tuner reports to its trial there. What it raises propagates out of :meth:`train`."""
         self.run = RunDir(run_dir)
+        self.on_validation = on_validation
         self.data, self.mcfg, self.tcfg, self.digest = data, mcfg, tcfg, digest
         self.out = out if out is not None else sys.stdout
         if model is None:
@@ -129,6 +133,8 @@ class ClassifyTrainer:
         self._checkpoint(best)
         if time.monotonic() - self._plotted >= PLOT_EVERY:
             self._plot()
+        if self.on_validation is not None:
+            self.on_validation(p.epoch + (1 if p.step_in_epoch else 0), val_loss, val_acc)
 
     def _plot(self) -> None:
         """Redraw curves.png (matplotlib takes ~0.3 s, longer than an epoch of a small run: not after every

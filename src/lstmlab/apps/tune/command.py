@@ -1,12 +1,14 @@
 """``lstmlab tune [train options...] --trials N ...``: arguments -> a study of ``lstmlab train`` runs;
-``lstmlab tune forecast [forecast options...] --trials N ...``: the same for ``lstmlab forecast`` runs.
+``lstmlab tune forecast [forecast options...] --trials N ...``: the same for ``lstmlab forecast`` runs;
+``lstmlab tune classify [classify options...] --trials N ...``: the same for ``lstmlab classify`` runs.
 
 Every option of the tuned command is accepted: a typed one is fixed for every trial (and leaves the search
 space), the others are the command's defaults. ``--minutes-per-trial`` bounds each trial, ``--timeout`` the whole
 search; ``--workers K`` runs K processes on the shared study; ``--storage URL`` puts the study in a database
 that workers on other machines join (the same command with the same --storage and --out on a shared disk,
 or each with its own --out: the trials' run directories are written where their worker runs).
-A forecast trial is bounded by its ``--epochs``: there is no ``--minutes-per-trial`` for it.
+A forecast trial is bounded by its ``--epochs``: there is no ``--minutes-per-trial`` for it; a classify
+trial by its ``--epochs`` and ``--steps``, and ``--minutes-per-trial`` (or classify's ``--minutes``).
 """
 from __future__ import annotations
 
@@ -27,16 +29,18 @@ def add_parser(sub) -> None:
     scratch = cli._Parser(prog="lstmlab", add_help=False).add_subparsers(parser_class=cli._Parser)
     cli._add_train(scratch)  # the very options of lstmlab train, with their defaults and tracking
     p = sub.add_parser("tune", parents=[scratch.choices["train"]], conflict_handler="resolve",
-                       help="search lstmlab train's (or forecast's) hyperparameters with Optuna", description=(
+                       help="search lstmlab train's (forecast's, classify's) hyperparameters with Optuna", description=(
                            "Search the hyperparameters of 'lstmlab train' with Optuna (the 'tune' extra). The "
                            "default space follows DL4J's advice: log-uniform learning rate first, then units, "
                            "layers, dropout, optimizer, clipping and the cells' activation; a train option you "
                            "type is fixed. Each trial is an ordinary run directory in OUT/trials/NNN. "
-                           "'lstmlab tune forecast ...' searches 'lstmlab forecast' instead."))
+                           "'lstmlab tune forecast ...' searches 'lstmlab forecast' instead, 'lstmlab tune "
+                           "classify ...' 'lstmlab classify'."))
     _add_search(p)
     p.set_defaults(func=cmd_tune)
-    actions = p.add_subparsers(dest="tune_command", parser_class=type(p), metavar="{forecast}")
+    actions = p.add_subparsers(dest="tune_command", parser_class=type(p), metavar="{forecast,classify}")
     _add_forecast(actions)
+    _add_classify(actions)
 
 
 def _add_search(p, inherit: bool = False) -> None:
@@ -83,6 +87,33 @@ def _add_forecast(actions) -> None:
                            help=action.help, default=argparse.SUPPRESS)
     _add_search(p, inherit=True)
     p.set_defaults(func=cmd_tune_forecast)
+
+
+def _add_classify(actions) -> None:
+    """``lstmlab tune classify``: every option of ``lstmlab classify`` that describes a run (copied from its
+    parser), the search options and ``--minutes-per-trial``."""
+    from ... import cli
+    from ..classify.command import _TRACKED, add_parser as add_classify
+
+    scratch = cli._Parser(prog="lstmlab", add_help=False).add_subparsers(parser_class=cli._Parser)
+    add_classify(scratch)
+    p = actions.add_parser("classify", help="search lstmlab classify's hyperparameters", description=(
+        "Search the hyperparameters of 'lstmlab classify' with Optuna. The default space: log-uniform learning "
+        "rate first, then units, layers, cell (lstm, gru), bidirectional or not and the embedding's size (the "
+        "classifier has no dropout). A classify option you type is fixed. The objective is the validation "
+        "cross-entropy of each epoch; each trial is an ordinary classify run directory in OUT/trials/NNN that "
+        "'lstmlab classify predict' reads."))
+    g = p.add_argument_group("classify options (typed: fixed for every trial)")
+    for action in scratch.choices["classify"]._actions:
+        if action.dest in _TRACKED:  # absent unless typed: --units before 'classify' stays (see _add_search)
+            kind = {"action": "store_const", "const": action.const} if action.nargs == 0 else \
+                {"type": action.type, "choices": action.choices, "metavar": action.metavar}
+            g.add_argument(*action.option_strings, dest=action.dest, help=action.help, default=argparse.SUPPRESS,
+                           **kind)
+    _add_search(p, inherit=True)
+    p.add_argument_group("search").add_argument("--minutes-per-trial", type=float, default=argparse.SUPPRESS,
+                                                help="wall-clock budget of each trial")
+    p.set_defaults(func=cmd_tune_classify)
 
 
 def _check(args) -> None:
@@ -132,6 +163,27 @@ def cmd_tune_forecast(args) -> int:
     if args.seed is None:
         args.seed = 0  # forecast's default; it also seeds the workers' samplers
     return run_study(args, ForecastObjective, typed, lambda space: ForecastObjective(given, space))
+
+
+def cmd_tune_classify(args) -> int:
+    from ..classify.command import _TRACKED
+    from .classify_trial import ClassifyObjective
+
+    train_only = [d for d in [*args.train_defaults, "corpus"]
+                  if d not in _TRACKED and getattr(args, d) is not None] + (["no_samples"] if args.no_samples else [])
+    if train_only:
+        option = "--" + train_only[0].replace("_", "-")
+        raise ValueError(f"{option}: an option of lstmlab tune (train), not of lstmlab tune classify")
+    for dest in _TRACKED:
+        if not hasattr(args, dest):
+            setattr(args, dest, None)
+    _check(args)
+    typed = {dest for dest in _TRACKED if getattr(args, dest) is not None}
+    options = {dest: getattr(args, dest) for dest in typed}
+    if args.seed is None:
+        args.seed = 0  # classify's default; it also seeds the workers' samplers
+    return run_study(args, ClassifyObjective, typed,
+                     lambda space: ClassifyObjective(options, space, args.minutes_per_trial))
 
 
 def run_study(args, kind, typed: set, make_objective) -> int:

@@ -5,13 +5,15 @@ Objectives are looked up by the command they tune (:data:`OBJECTIVES`); ``lstmla
 job that wants tuning (forecasting, classification) adds a class with the same members: ``command``,
 ``from_spec(spec)`` (rebuilt in every worker process from a JSON-able spec) and ``__call__(trial, run_dir)``,
 and for the command line and the report ``parameters``, ``default_space()``, ``check()``, ``value_unit``,
-``best_line(trial)``, ``columns`` and ``run_hint``. :mod:`.forecast_trial` is the second.
+``best_line(trial)``, ``columns`` and ``run_hint``. :mod:`.forecast_trial` is the second,
+:mod:`.classify_trial` the third.
 """
 from __future__ import annotations
 
 import math
 import os
 
+from .classify_trial import ClassifyObjective
 from .forecast_trial import ForecastObjective
 from .space import DEFAULT_SPACE, PARAMETERS, Param, sample
 
@@ -146,5 +148,5 @@ class TrainObjective:
         return best if best is not None and math.isfinite(best) else float("nan")
 
 
-
 objective(ForecastObjective)  # lstmlab tune forecast (in its own file)
+objective(ClassifyObjective)  # lstmlab tune classify (in its own file)

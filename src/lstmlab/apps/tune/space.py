@@ -34,6 +34,11 @@ PARAMETERS = {"learning_rate": "lr", "units": "units", "layers": "layers", "drop
 # the forecaster has none; the lookback's default choices depend on the data, see ``ForecastObjective``).
 FORECAST_PARAMETERS = {"learning_rate": "lr", "units": "units", "layers": "layers", "cell": "cell",
                        "lookback": "lookback", "batch_size": "batch_size"}
+# ``lstmlab tune classify``: parameter name -> the classify option that fixes it (no dropout either: the
+# classifier has none; ``bidirectional`` is searched as the choices false / true).
+CLASSIFY_PARAMETERS = {"learning_rate": "lr", "units": "units", "layers": "layers", "cell": "cell",
+                       "bidirectional": "bidirectional", "embedding": "embedding", "batch_size": "batch_size",
+                       "clipnorm": "clip"}
 OPTIMIZER_CHOICES = ("adam", "rmsprop", "adagrad", "sgd-nesterov")  # sgd-nesterov: SGD, momentum 0.9, Nesterov
 
 
