@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 
+from .trial_base import Objective
 from .space import CLASSIFY_PARAMETERS, Param, sample
 
 # Sampled parameter -> (config, field) of lstmlab classify (the others are named as its options' fields).
@@ -34,7 +35,7 @@ DEFAULT_SPACE = (
 )
 
 
-class ClassifyObjective:
+class ClassifyObjective(Objective):
     """Tunes ``lstmlab classify`` (registered in :data:`.objective.OBJECTIVES`).
 
     Parameters
@@ -53,17 +54,7 @@ class ClassifyObjective:
     columns = (("epochs", "epochs"), ("val accuracy", "val_accuracy"))
     run_hint = "lstmlab classify predict {run} FILE"  # how to use the best trial's run directory
 
-    def __init__(self, options: dict, space, minutes=None):
-        self.options, self.space, self.minutes = dict(options), tuple(space), minutes
-        self._data = None
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "ClassifyObjective":
-        return cls(spec["options"], [Param(**p) for p in spec["space"]], spec.get("minutes"))
-
-    def spec(self) -> dict:
-        return {"command": self.command, "options": self.options, "minutes": self.minutes,
-                "space": [p.__dict__ for p in self.space]}
+    _data = None  # read once per worker, on the first trial
 
     @staticmethod
     def best_line(trial) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 
+from .trial_base import Objective
 from .space import FORECAST_PARAMETERS, Param, sample
 
 
@@ -30,7 +31,7 @@ def default_space(lookback: int, season: int | None, fits) -> tuple:
     return space + ((Param("lookback", choices=tuple(lookbacks)),) if len(lookbacks) > 1 else ())
 
 
-class ForecastObjective:
+class ForecastObjective(Objective):
     """Tunes ``lstmlab forecast`` (registered in :data:`.objective.OBJECTIVES`).
 
     Parameters
@@ -49,17 +50,7 @@ class ForecastObjective:
     columns = (("epochs", "epochs"), ("val MAE", "val_mae"))
     run_hint = "lstmlab forecast predict {run}"  # how to use the best trial's run directory
 
-    def __init__(self, options: dict, space, minutes=None):
-        self.options, self.space, self.minutes = dict(options), tuple(space), minutes
-        self._series = None
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "ForecastObjective":
-        return cls(spec["options"], [Param(**p) for p in spec["space"]], spec.get("minutes"))
-
-    def spec(self) -> dict:
-        return {"command": self.command, "options": self.options, "minutes": self.minutes,
-                "space": [p.__dict__ for p in self.space]}
+    _series = None  # read once per worker, on the first trial
 
     @staticmethod
     def best_line(trial) -> str:

@@ -15,7 +15,8 @@ import os
 
 from .classify_trial import ClassifyObjective
 from .forecast_trial import ForecastObjective
-from .space import DEFAULT_SPACE, PARAMETERS, Param, sample
+from .trial_base import Objective
+from .space import DEFAULT_SPACE, PARAMETERS, sample
 
 OBJECTIVES: dict = {}
 
@@ -26,7 +27,7 @@ def objective(cls):
 
 
 @objective
-class TrainObjective:
+class TrainObjective(Objective):
     """Tunes ``lstmlab train``: each trial is a run directory that ``lstmlab train --resume`` and
     ``lstmlab generate`` accept.
 
@@ -45,17 +46,7 @@ class TrainObjective:
     columns = (("steps", "steps"),)  # the report table's extra columns: (heading, user attribute)
     run_hint = "lstmlab generate / train --resume"  # how to use the best trial's run directory ({run}: it)
 
-    def __init__(self, options: dict, space, minutes=None):
-        self.options, self.space, self.minutes = dict(options), tuple(space), minutes
-        self._text = None
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> "TrainObjective":
-        return cls(spec["options"], [Param(**p) for p in spec["space"]], spec.get("minutes"))
-
-    def spec(self) -> dict:
-        return {"command": self.command, "options": self.options, "minutes": self.minutes,
-                "space": [p.__dict__ for p in self.space]}
+    _text = None  # read once per worker, on the first trial
 
     @staticmethod
     def best_line(trial) -> str:
