@@ -4,7 +4,8 @@ Each is the LSTM's Keras arguments and weights (kernel, recurrent kernel, bias,
 gate order i, f, c, o; see :class:`~lstmlab.layers.cells.LSTMFamilyCell`) plus
 its own weights, and its step is the one-step math of its functional module
 with the weights bound (``GatedCell._step_math``), run over a sequence by
-the RNN layer's generic loop::
+the RNN layer's generic loop (the peephole cell's whole sequences run the C
+time loop of :mod:`lstmlab._fast.peephole` when it covers the call)::
 
     layer = layers.RNN(layers.PeepholeLSTMCell(64), return_sequences=True)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._fast import peephole as fast_peephole  # the C time loop when it covers the call
 from ..functional import layernorm_lstm, peephole_lstm
 from . import initializers as inits
 from . import regularizers as regs
@@ -56,6 +58,21 @@ class PeepholeLSTMCell(LSTMFamilyCell):
 
     def _step_math(self):
         return peephole_lstm.peephole_lstm_step, peephole_lstm.peephole_lstm_step_backward, {}
+
+    def sequence(self, x, states, mask=None, recurrent_mask=None, need_cache=True):
+        """Whole sequences through the C time loop (:mod:`lstmlab._fast.peephole`) when it covers the call
+        (kernels built, float32 or float64, tanh and sigmoid), else None: the generic loop runs the step."""
+        if not fast_peephole.covers(self.activation, self.recurrent_activation, x.dtype):
+            return None
+        k, r, b = self._weights_args()
+        hs, (h, c), cache = fast_peephole.peephole_forward(
+            x, k, r, b, self.peephole.value, states[0], states[1], mask=mask, recurrent_mask=recurrent_mask,
+            need_cache=need_cache)
+        return hs, [h, c], cache
+
+    def sequence_backward(self, douts, dfinal, cache):
+        dx, (dh0, dc0), dweights = fast_peephole.peephole_backward(douts, dfinal[0], dfinal[1], cache)
+        return dx, [dh0, dc0], dweights
 
     def get_config(self):
         return {**super().get_config(), "peephole_initializer": inits.serialize(self.peephole_initializer),
