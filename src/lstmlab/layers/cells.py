@@ -11,8 +11,9 @@ Some options run on one-step math instead (``GatedCell._step_math``), through
 the RNN layer's generic loop: ``LSTMCell(proj_size=P)``
 (:mod:`lstmlab.functional.projection_lstm`), and ``GRUCell(reset_after=False)``
 (:mod:`lstmlab.functional.gru_reset_before`) when its activations are not the
-C loop's (tanh, sigmoid) or the kernels were not built. The peephole and
-layer-norm LSTM cells work the same way (:mod:`lstmlab.layers.cell_variants`).
+C loop's (tanh, sigmoid) or the kernels were not built. The layer-norm LSTM cell works the same way
+(:mod:`lstmlab.layers.cell_variants`); the peephole cell has a C time loop of its own
+(:mod:`lstmlab._fast.peephole`).
 """
 from __future__ import annotations
 
