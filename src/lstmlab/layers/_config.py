@@ -1,7 +1,9 @@
 """Checking constructor arguments that come from a file's JSON, before the constructor sees them."""
 from __future__ import annotations
 
-from ..registry import check_arguments  # noqa: F401  (re-exported: the layers import it from here)
+from ..registry import check_arguments
+
+__all__ = ["check_arguments", "check_shape_argument"]  # check_arguments: the layers import it from here
 
 
 def check_shape_argument(name: str, shape) -> None:
