@@ -1,7 +1,6 @@
 """Shared by the layer-level tests: float64 layers and random non-zero weights."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import lstmlab
