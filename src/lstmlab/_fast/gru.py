@@ -34,10 +34,10 @@ import numpy as np
 
 from .. import _fast
 from ..functional import gru as ref_gru
-from ..functional._validate import check_recurrent_mask, recurrent_args, upstream
+from ..functional._validate import check_recurrent_mask, recurrent_args
 from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, packed_for_steps
 from .parallel import run, split
-from .recurrent import c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import scratch
 
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...; the
@@ -169,12 +169,7 @@ def gru_backward(dhs, dh_T, cache):
     valid, order, rmask, hr, hr0 = (cache[k] for k in ("valid", "order", "rmask", "hr", "hr0"))
     B, T, H = hs.shape
     dtype = hs.dtype
-    dhs = upstream("dhs", dhs, (B, T, H), dtype)
-    dh = upstream("dh_T", dh_T, (B, H), dtype)
-    if order is not None:  # into the forward's row order
-        dhs, dh = (None if g is None else g[order] for g in (dhs, dh))
-    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
-    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dhs, (dh,) = backward_upstream(dhs, {"dh_T": dh_T}, hs, order)  # dh: in dh_T, out dh0
     da, du = scratch("da", gates.shape, dtype), scratch("du", gates.shape, dtype)  # (B, T, 3H) each
     rec = None if rmask is None else np.empty((B, H), dtype)  # (B, H) the recurrent path, rows per thread
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D)

@@ -24,12 +24,12 @@ import numpy as np
 
 from ..functional import gru as ref_gru
 from ..functional import gru_reset_before as ref_rb
-from ..functional._validate import recurrent_args, upstream
+from ..functional._validate import recurrent_args
 from ..functional.recurrence import recurrence_backward, recurrence_forward
 from .gemm import matmul
 from .gru import count, dropout_inputs, in_caller_order, loop_order
 from .parallel import run
-from .recurrent import c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
 from .workspace import scratch
 
 
@@ -110,12 +110,7 @@ def gru_reset_before_backward(dhs, dh_T, cache) -> ref_gru.GRUGrads:
     valid, order, rmask, hr, hr0, q = (cache[k] for k in ("valid", "order", "rmask", "hr", "hr0", "q"))
     B, T, H = hs.shape
     dtype = hs.dtype
-    dhs = upstream("dhs", dhs, (B, T, H), dtype)
-    dh = upstream("dh_T", dh_T, (B, H), dtype)
-    if order is not None:  # into the forward's row order
-        dhs, dh = (None if g is None else g[order] for g in (dhs, dh))
-    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
-    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dhs, (dh,) = backward_upstream(dhs, {"dh_T": dh_T}, hs, order)  # dh: in dh_T, out dh0
     da = scratch("da", gates.shape, dtype)  # (B, T, 3H) [daz, dar, dah]
     dq, rec = np.empty((B, H), dtype), np.empty((B, H), dtype)  # (B, H) each, rows owned by their thread
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D)

@@ -44,10 +44,10 @@ import numpy as np
 
 from .. import _fast
 from ..functional import lstm as ref_lstm
-from ..functional._validate import check_recurrent_mask, recurrent_args, upstream
+from ..functional._validate import check_recurrent_mask, recurrent_args
 from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, pack, packed_for_steps, parallel_matmul
 from .parallel import MIN_ROWS_PER_THREAD, run, split, threads
-from .recurrent import c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import aligned_empty, scratch
 
 # -- the time loop split by hidden units (see lstm_avx512.c) ----------------------------------------------
@@ -195,14 +195,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     valid, order, rmask = cache["valid"], cache["order"], cache["rmask"]
     B, T, H = hs.shape
     dtype = hs.dtype
-    dhs = upstream("dhs", dhs, (B, T, H), dtype)
-    dh = upstream("dh_T", dh_T, (B, H), dtype)
-    dc = upstream("dc_T", dc_T, (B, H), dtype)
-    if order is not None:  # into the forward's row order
-        dhs, dh, dc = (None if a is None else a[order] for a in (dhs, dh, dc))
-    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
-    dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
-    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dhs, (dh, dc) = backward_upstream(dhs, {"dh_T": dh_T, "dc_T": dc_T}, hs, order)  # dh, dc: in dh_T, out dh0
     dz = scratch("dz", z.shape, dtype)  # (B, T, 4H)
     carry = scratch("carry", (B, H), dtype) if valid is not None else None  # (B, H) padded rows' dh
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows

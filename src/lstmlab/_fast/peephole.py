@@ -23,11 +23,10 @@ import ctypes
 import numpy as np
 
 from .. import _fast
-from ..functional._validate import upstream
 from .gemm import matmul, packed_for_steps
 from .gru import dropout_inputs, in_caller_order, loop_order
 from .parallel import run
-from .recurrent import c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
 from .workspace import scratch
 
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...): what tests read
@@ -132,14 +131,7 @@ def peephole_backward(dhs, dh_T, dc_T, cache):
     valid, order, rmask, hr, hr0 = (cache[k] for k in ("valid", "order", "rmask", "hr", "hr0"))
     B, T, H = hs.shape
     dtype = hs.dtype
-    dhs = upstream("dhs", dhs, (B, T, H), dtype)
-    dh = upstream("dh_T", dh_T, (B, H), dtype)
-    dc = upstream("dc_T", dc_T, (B, H), dtype)
-    if order is not None:  # into the forward's row order
-        dhs, dh, dc = (None if g is None else g[order] for g in (dhs, dh, dc))
-    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
-    dc = np.zeros((B, H), dtype) if dc is None else np.array(dc, dtype, order="C")  # in: dc_T, out: dc0
-    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dhs, (dh, dc) = backward_upstream(dhs, {"dh_T": dh_T, "dc_T": dc_T}, hs, order)  # dh, dc: in dh_T, out dh0
     dz = scratch("peephole_dz", z.shape, dtype)  # (B, T, 4H) the gate gradients
     rec = np.empty((B, H), dtype) if valid is not None or rmask is not None else None  # (B, H)
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _fast
 from ..functional._bptt import weight_grads
-from ..functional._validate import check_mask
+from ..functional._validate import check_mask, upstream
 from ..functional.activations import get_activation
 from .gemm import matmul
 from .workspace import scratch
@@ -79,6 +79,24 @@ def padded_rows(mask, B: int, T: int, chunks):
     if np.array_equal(order, np.arange(B)):
         return np.ascontiguousarray(valid).view(np.uint8), None
     return np.ascontiguousarray(valid[order]).view(np.uint8), order
+
+
+def backward_upstream(dhs, finals: dict, hs, order):
+    """The upstream gradients of a C loop's backward, ready for it: ``(dhs, [d_final, ...])``.
+
+    ``dhs`` (B, T, H) or None, and ``finals`` (name -> (B, H) gradient of a final state, or None), are checked
+    like the reference's, put in the forward's row order (``order``: the rows sorted by length, or None), and
+    made C-contiguous; each final-state gradient becomes a fresh (B, H) array (zeros for None), which the C
+    loop overwrites with the gradient of the matching initial state.
+    """
+    B, T, H = hs.shape
+    dtype = hs.dtype
+    dhs = upstream("dhs", dhs, (B, T, H), dtype)
+    finals = [upstream(name, g, (B, H), dtype) for name, g in finals.items()]
+    if order is not None:  # into the forward's row order
+        dhs, finals = (None if dhs is None else dhs[order]), [None if g is None else g[order] for g in finals]
+    finals = [np.zeros((B, H), dtype) if g is None else np.array(g, dtype, order="C") for g in finals]
+    return (None if dhs is None else np.ascontiguousarray(dhs)), finals  # (B, T, H), [(B, H), ...]
 
 
 def c_loop(name: str, dtype) -> object:

@@ -19,12 +19,12 @@ import numpy as np
 
 from .. import _fast
 from ..functional import rnn as ref_rnn
-from ..functional._validate import recurrent_args, upstream
+from ..functional._validate import recurrent_args
 from ..functional.activations import get_activation
 from .gemm import matmul, packed_for_steps
 from .gru import dropout_inputs, in_caller_order, loop_order
 from .parallel import run
-from .recurrent import c_loop, chunk_weight_grads, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, chunk_weight_grads, ptr, sum_chunks
 from .workspace import scratch
 
 ACTIVATIONS = {"tanh": 0, "relu": 1}  # the activations rnn_loop.c runs: RNN_TANH, RNN_RELU
@@ -84,12 +84,7 @@ def rnn_backward(dhs, dh_T, cache):
     valid, order, rmask, hr, hr0 = (cache[k] for k in ("valid", "order", "rmask", "hr", "hr0"))
     B, T, H = hs.shape
     dtype = hs.dtype
-    dhs = upstream("dhs", dhs, (B, T, H), dtype)
-    dh = upstream("dh_T", dh_T, (B, H), dtype)
-    if order is not None:  # into the forward's row order
-        dhs, dh = (None if g is None else g[order] for g in (dhs, dh))
-    dh = np.zeros((B, H), dtype) if dh is None else np.array(dh, dtype, order="C")  # in: dh_T, out: dh0
-    dhs = None if dhs is None else np.ascontiguousarray(dhs)  # (B, T, H)
+    dhs, (dh,) = backward_upstream(dhs, {"dh_T": dh_T}, hs, order)  # dh: in dh_T, out dh0
     da = scratch("da", hs.shape, dtype)  # (B, T, H) the gradient of the pre-activations
     rec = np.empty((B, H), dtype) if valid is not None or rmask is not None else None  # (B, H)
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D)
