@@ -20,7 +20,7 @@ import numpy as np
 
 from ... import backend
 from ...training.progress import Progbar, format_duration
-from ..runs import (CheckpointError, Progress, RunDir, divergence_guard, read_checkpoint,
+from ..runs import (CheckpointError, Progress, RunDir, RunTrainer, divergence_guard, read_checkpoint,
                     repair_interrupted_writes, save_checkpoint as save_run, write_log)
 from ..runs import plot_curves as plot_run_curves
 from .config import ModelConfig, TrainConfig
@@ -60,7 +60,7 @@ def plot_curves(path, history) -> str | None:
                                    ("val_accuracy", "validation accuracy")))
 
 
-class ClassifyTrainer:
+class ClassifyTrainer(RunTrainer):
     """Runs (or resumes) one training run in ``run_dir`` on the prepared parts of the data."""
 
     def __init__(self, run_dir: str, data: Prepared, mcfg: ModelConfig, tcfg: TrainConfig, digest: str, *,
@@ -87,13 +87,6 @@ class ClassifyTrainer:
             else None
         self.stop_signal: int | None = None
         self.limit = max(10.0, 5.0 * math.log(mcfg.n_classes) * max((self.class_weight or {0: 1}).values()))
-
-    def request_stop(self, signum: int) -> None:
-        self.stop_signal = signum
-
-    def _print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
 
     def _guard(self, loss, grads) -> None:
         divergence_guard(self.progress.global_step + 1, loss, grads, self.limit)

@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..runs import (CheckpointError, Progress, RunDir, divergence_guard, plot_curves, read_checkpoint,
+from ..runs import (CheckpointError, Progress, RunDir, RunTrainer, divergence_guard, plot_curves, read_checkpoint,
                     repair_interrupted_writes, save_checkpoint as save_run, write_log)
 from .config import ForecastConfig
 from .data import Series
@@ -59,7 +59,7 @@ def plot_fold_curves(path, history) -> str | None:
                        title="forecaster learning curves")
 
 
-class ForecastTrainer:
+class ForecastTrainer(RunTrainer):
     """Trains (or resumes) the model of one fold in ``run_dir``."""
 
     def __init__(self, run_dir: str, series: Series, cfg: ForecastConfig, fold_index: int, fold: Fold, *,
@@ -87,13 +87,6 @@ class ForecastTrainer:
         self.loss_sum = loss_sum  # sum of the batch losses of the epoch in progress
         self.stop_signal: int | None = None
         self._noted = False
-
-    def request_stop(self, signum: int) -> None:
-        self.stop_signal = signum
-
-    def _print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
 
     def _guard(self, loss, grads) -> None:
         divergence_guard(self.progress.global_step + 1, loss, grads, LOSS_LIMIT)

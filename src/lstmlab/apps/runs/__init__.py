@@ -3,8 +3,8 @@ learning curves, stop signals and the divergence guard (text generation, forecas
 from .checkpoints import CheckpointError, checkpoint_step, read_checkpoint, repair_interrupted_writes, save_checkpoint
 from .logs import log_text, plot_curves, read_text, write_log
 from .rundir import Progress, RunDir
-from .signals import Diverged, divergence_guard, install_stop_handlers
+from .signals import Diverged, RunTrainer, divergence_guard, install_stop_handlers
 
 __all__ = ["CheckpointError", "checkpoint_step", "read_checkpoint", "repair_interrupted_writes", "save_checkpoint",
-           "log_text", "plot_curves", "read_text", "write_log", "Progress", "RunDir", "Diverged",
+           "log_text", "plot_curves", "read_text", "write_log", "Progress", "RunDir", "Diverged", "RunTrainer",
            "divergence_guard", "install_stop_handlers"]

@@ -12,6 +12,21 @@ class Diverged(RuntimeError):
     """The loss became NaN/Inf or exploded; the weights were not updated."""
 
 
+class RunTrainer:
+    """What every application's trainer shares with the run machinery: it records a stop request (the loop
+    saves and returns at the next step) and writes its lines to ``self.out``."""
+
+    stop_signal: int | None = None
+    out = None
+
+    def request_stop(self, signum: int) -> None:
+        self.stop_signal = signum
+
+    def _print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
 def install_stop_handlers(trainer) -> None:
     """SIGINT and SIGTERM call ``trainer.request_stop(signum)`` instead of killing the process."""
     def handler(signum, frame):

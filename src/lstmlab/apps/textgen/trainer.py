@@ -32,8 +32,8 @@ from ... import backend
 from ...distributed import world as mpi_world
 from ...models import Sequential
 from ...training.progress import Progbar, format_duration
-from ..runs import (CheckpointError, Diverged, Progress, RunDir, checkpoint_step, divergence_guard, log_text,
-                    read_checkpoint, repair_interrupted_writes, save_checkpoint as save_run, write_log)
+from ..runs import (CheckpointError, Diverged, Progress, RunDir, RunTrainer, checkpoint_step, divergence_guard,
+                    log_text, read_checkpoint, repair_interrupted_writes, save_checkpoint as save_run, write_log)
 from ..runs import plot_curves as plot_run_curves
 from .config import ModelConfig, SampleConfig, TrainConfig, default_dropout
 from .corpus import CorpusError, Vocabulary, n_windows, split_ids, streams, windows
@@ -86,7 +86,7 @@ def plot_curves(path, history) -> str | None:
     return plot_run_curves(path, history, ylabel="loss (nats per character)", title="character model learning curves")
 
 
-class TextTrainer:
+class TextTrainer(RunTrainer):
     """Runs (or resumes) one training run in ``run_dir``."""
 
     def __init__(self, run_dir: str, text: str, vocab: Vocabulary, mcfg: ModelConfig, tcfg: TrainConfig, *,
@@ -148,13 +148,6 @@ class TextTrainer:
         return self.vocab.decode(unseen), int(held[unseen].sum())
 
     # -- pieces ------------------------------------------------------------
-    def request_stop(self, signum: int) -> None:
-        self.stop_signal = signum
-
-    def _print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
-
     @property
     def is_root(self) -> bool:
         return self.parallel is None or self.parallel.world.is_root
