@@ -9,6 +9,7 @@
 #define LSTMLAB_LOOP_BLAS_H
 #include <stdint.h>
 
+#include "cells.h"
 #include "sgemm.h"
 
 typedef void (*loop_sgemm_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
@@ -48,4 +49,32 @@ enum { LoopRowMajor = 101, LoopNoTrans = 111, LoopTrans = 112 };
 LOOP_PRODUCT(float, f32, loop_sgemm, loop_sgemv, lk_sgemm_prepacked(0, m, n, k, A, lda, packed, beta, C, ldc))
 LOOP_PRODUCT(double, f64, loop_dgemm, loop_dgemv, (void)0)  /* float64 is never packed */
 #undef LOOP_PRODUCT
+
+/* BPTT's recurrent term for rows [lo, hi) at step t: dh_{t-1} = dg_t @ recurrent_kernel.T, with dg (B, T, G)
+   the step's pre-activation gradients (G = H for a simple RNN, 4H for a peephole LSTM) and the kernel (H, G).
+   With a mask or recurrent dropout the product goes to `rec` first: the valid rows take it times rmask, the
+   padded rows keep the dh they carry. */
+#define LOOP_RECURRENT_DH(REAL, SFX)                                                                        \
+    static inline void loop_recurrent_dh_##SFX(const float *packed, int64_t lo, int64_t hi, int64_t T,     \
+                                               int64_t t, int64_t H, int64_t G, const REAL *dg,             \
+                                               const REAL *U, REAL *dh, REAL *rec, const uint8_t *mask,     \
+                                               const REAL *rmask) {                                          \
+        if (!mask && !rmask) {                                                                               \
+            loop_product_##SFX(packed, 1, hi - lo, H, G, dg + (lo * T + t) * G, T * G, U, G, 0, dh + lo * H, H); \
+            return;                                                                                          \
+        }                                                                                                    \
+        loop_product_##SFX(packed, 1, hi - lo, H, G, dg + (lo * T + t) * G, T * G, U, G, 0, rec + lo * H, H); \
+        for (int64_t b = lo; b < hi; b++) {                                                                  \
+            if (!step_valid(mask, T, b, t)) continue;                                                        \
+            REAL *restrict d = dh + b * H;                                                                   \
+            const REAL *restrict r = rec + b * H;                                                            \
+            if (rmask)                                                                                       \
+                for (int64_t j = 0; j < H; j++) d[j] = r[j] * rmask[b * H + j];                              \
+            else                                                                                             \
+                for (int64_t j = 0; j < H; j++) d[j] = r[j];                                                 \
+        }                                                                                                    \
+    }
+LOOP_RECURRENT_DH(float, f32)
+LOOP_RECURRENT_DH(double, f64)
+#undef LOOP_RECURRENT_DH
 #endif

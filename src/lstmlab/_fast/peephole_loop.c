@@ -121,21 +121,7 @@ void peephole_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, con
                                          t ? cs + (b * T + t - 1) * H : c0 + b * H, d, dc + b * H, dzr); \
         }                                                                                                \
         if (hi == lo) continue;                                                                          \
-        if (!mask && !rmask) {  /* dh_{t-1} = dz_t @ recurrent_kernel.T, every row */                    \
-            loop_product_##SFX(packed, 1, hi - lo, H, G, dz + (lo * T + t) * G, T * G, U, G, 0, dh + lo * H, H); \
-            continue;                                                                                    \
-        }                                                                                                \
-        /* the valid rows get (dz_t @ recurrent_kernel.T) * rmask; the padded rows keep their dh */      \
-        loop_product_##SFX(packed, 1, hi - lo, H, G, dz + (lo * T + t) * G, T * G, U, G, 0, rec + lo * H, H); \
-        for (int64_t b = lo; b < hi; b++) {                                                              \
-            if (!step_valid(mask, T, b, t)) continue;                                                    \
-            REAL *restrict d = dh + b * H;                                                               \
-            const REAL *restrict r = rec + b * H;                                                        \
-            if (rmask)                                                                                   \
-                for (int64_t j = 0; j < H; j++) d[j] = r[j] * rmask[b * H + j];                          \
-            else                                                                                         \
-                for (int64_t j = 0; j < H; j++) d[j] = r[j];                                             \
-        }                                                                                                \
+        loop_recurrent_dh_##SFX(packed, lo, hi, T, t, H, G, dz, U, dh, rec, mask, rmask);                \
     }                                                                                                    \
 }
 

@@ -88,21 +88,7 @@ void rnn_backward_##SFX(int64_t T, int64_t B, int64_t H, int act, const REAL *hs
                 for (int64_t j = 0; j < H; j++) dar[j] = d[j] * ((REAL)1 - h[j] * h[j]);                 \
         }                                                                                                \
         if (hi == lo) continue;                                                                          \
-        if (!mask && !rmask) {  /* dh_{t-1} = da_t @ recurrent_kernel.T, every row */                    \
-            loop_product_##SFX(packed, 1, hi - lo, H, H, da + (lo * T + t) * H, T * H, U, H, 0, dh + lo * H, H); \
-            continue;                                                                                    \
-        }                                                                                                \
-        /* the valid rows get (da_t @ recurrent_kernel.T) * rmask; the padded rows keep their dh */      \
-        loop_product_##SFX(packed, 1, hi - lo, H, H, da + (lo * T + t) * H, T * H, U, H, 0, rec + lo * H, H); \
-        for (int64_t b = lo; b < hi; b++) {                                                              \
-            if (!step_valid(mask, T, b, t)) continue;                                                    \
-            REAL *restrict d = dh + b * H;                                                               \
-            const REAL *restrict r = rec + b * H;                                                        \
-            if (rmask)                                                                                   \
-                for (int64_t j = 0; j < H; j++) d[j] = r[j] * rmask[b * H + j];                          \
-            else                                                                                         \
-                for (int64_t j = 0; j < H; j++) d[j] = r[j];                                             \
-        }                                                                                                \
+        loop_recurrent_dh_##SFX(packed, lo, hi, T, t, H, H, da, U, dh, rec, mask, rmask);                \
     }                                                                                                    \
 }
 
