@@ -37,7 +37,7 @@ from ..functional import gru as ref_gru
 from ..functional._validate import check_recurrent_mask, recurrent_args
 from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, packed_for_steps
 from .parallel import run, split
-from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
+from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import scratch
 
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...; the
@@ -46,14 +46,6 @@ from .workspace import scratch
 CALLS: collections.Counter = collections.Counter()
 FUSED = True  # the float32 forward fused into its register tiles when the own GEMM runs (see gru_avx512.c)
 
-
-def count(direction: str, valid, rmask) -> None:
-    """Count one C call in ``CALLS``, with its mask and recurrent dropout."""
-    CALLS[direction] += 1
-    if valid is not None:
-        CALLS[f"{direction}_mask"] += 1
-    if rmask is not None:
-        CALLS[f"{direction}_dropout"] += 1
 
 
 def loop_order(x, h0, recurrent_mask, mask, B: int, T: int, H: int):
@@ -131,7 +123,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
                  ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
 
         run(job, B)
-    count("forward", valid, rmask)
+    count_call(CALLS, "forward", valid, rmask)
     cache = dict(fast="gru", x=x, gates=a, uh=uh, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
@@ -184,6 +176,6 @@ def gru_backward(dhs, dh_T, cache):
                                   valid=None if valid is None else valid[b0:b1])
 
     dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
-    count("backward", valid, rmask)
+    count_call(CALLS, "backward", valid, rmask)
     dx, dh = in_caller_order(order, dx, dh)
     return ref_gru.GRUGrads(dx, dh, dkernel, drecurrent_kernel, dbias)

@@ -27,9 +27,9 @@ from ..functional import gru_reset_before as ref_rb
 from ..functional._validate import recurrent_args
 from ..functional.recurrence import recurrence_backward, recurrence_forward
 from .gemm import matmul
-from .gru import count, dropout_inputs, in_caller_order, loop_order
+from .gru import CALLS, dropout_inputs, in_caller_order, loop_order  # its calls count in the GRU's CALLS
 from .parallel import run
-from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .recurrent import backward_upstream, c_loop, count_call, chunk_weight_grads, covered, ptr, sum_chunks
 from .workspace import scratch
 
 
@@ -92,7 +92,7 @@ def gru_reset_before_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *,
              ptr(hr0))
 
     run(job, B)
-    count("reset_before_forward", valid, rmask)
+    count_call(CALLS, "reset_before_forward", valid, rmask)
     cache = dict(fast="gru_reset_before", x=x, gates=a, q=q, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
@@ -128,6 +128,6 @@ def gru_reset_before_backward(dhs, dh_T, cache) -> ref_gru.GRUGrads:
         return None, dkernel, np.concatenate([dU_zr, dU_h], axis=1), dbias  # drecurrent_kernel (H, 3H)
 
     dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
-    count("reset_before_backward", valid, rmask)
+    count_call(CALLS, "reset_before_backward", valid, rmask)
     dx, dh = in_caller_order(order, dx, dh)
     return ref_gru.GRUGrads(dx, dh, dkernel, drecurrent_kernel, dbias)

@@ -47,7 +47,7 @@ from ..functional import lstm as ref_lstm
 from ..functional._validate import check_recurrent_mask, recurrent_args
 from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, pack, packed_for_steps, parallel_matmul
 from .parallel import MIN_ROWS_PER_THREAD, run, split, threads
-from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
+from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import aligned_empty, scratch
 
 # -- the time loop split by hidden units (see lstm_avx512.c) ----------------------------------------------
@@ -57,13 +57,6 @@ _NO_THREADS = "lstmlab's C kernels could not start their worker threads"
 # to know the fast path really ran (a fallback to the reference counts nothing).
 CALLS: collections.Counter = collections.Counter()
 
-
-def _count(direction: str, valid, rmask) -> None:
-    CALLS[direction] += 1
-    if valid is not None:
-        CALLS[f"{direction}_mask"] += 1
-    if rmask is not None:
-        CALLS[f"{direction}_dropout"] += 1
 
 
 def _unit_parts(B: int, T: int, H: int, dtype):
@@ -149,7 +142,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
                  ptr(rmask), ptr(hr), ptr(hr0))
 
         run(job, B)
-    _count("forward", valid, rmask)
+    count_call(CALLS, "forward", valid, rmask)
     cache = dict(fast="lstm", x=x, gates=z, hs=hs, cs=cs, h0=h0c, c0=c0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
@@ -222,7 +215,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
                                       valid=None if valid is None else valid[b0:b1])
 
         dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
-    _count("backward", valid, rmask)
+    count_call(CALLS, "backward", valid, rmask)
     if order is not None:  # back to the caller's row order
         inverse = np.argsort(order)
         dx, dh, dc = dx[inverse], dh[inverse], dc[inverse]

@@ -26,7 +26,7 @@ from .. import _fast
 from .gemm import matmul, packed_for_steps
 from .gru import dropout_inputs, in_caller_order, loop_order
 from .parallel import run
-from .recurrent import backward_upstream, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
+from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
 from .workspace import scratch
 
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...): what tests read
@@ -36,13 +36,6 @@ _P, _I = ctypes.c_void_p, ctypes.c_int64
 _ARGTYPES = {"peephole_forward": [_I, _I, _I] + [_P] * 8 + [_I, _I] + [_P] * 4,
              "peephole_backward": [_I, _I, _I] + [_P] * 10 + [_I, _I] + [_P] * 3}
 
-
-def _count(direction: str, valid, rmask) -> None:
-    CALLS[direction] += 1
-    if valid is not None:
-        CALLS[f"{direction}_mask"] += 1
-    if rmask is not None:
-        CALLS[f"{direction}_dropout"] += 1
 
 
 def covers(activation, recurrent_activation, dtype) -> bool:
@@ -103,7 +96,7 @@ def peephole_forward(x, kernel, recurrent_kernel, bias, peephole, h0, c0, *, mas
              ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
 
     run(job, B)
-    _count("forward", valid, rmask)
+    count_call(CALLS, "forward", valid, rmask)
     cache = dict(x=x, gates=z, hs=hs, cs=cs, c0=c0c, kernel=kernel, recurrent_kernel=U, peephole=P,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
@@ -151,7 +144,7 @@ def peephole_backward(dhs, dh_T, dc_T, cache):
     dpeephole = np.stack([np.einsum("btj,btj->j", dz[..., :H], c_prev),
                           np.einsum("btj,btj->j", dz[..., H:2 * H], c_prev),
                           np.einsum("btj,btj->j", dz[..., 3 * H:], cs)])  # (3, H)
-    _count("backward", valid, rmask)
+    count_call(CALLS, "backward", valid, rmask)
     dx, dh, dc = in_caller_order(order, dx, dh, dc)
     dweights = [dkernel, drecurrent_kernel] + ([dbias] if cache["has_bias"] else []) + [dpeephole]
     return dx, (dh, dc), dweights

@@ -81,6 +81,16 @@ def padded_rows(mask, B: int, T: int, chunks):
     return np.ascontiguousarray(valid[order]).view(np.uint8), order
 
 
+def count_call(calls, direction: str, valid, rmask) -> None:
+    """Count one C call in a loop module's ``calls`` (what tests read to know the C path ran), with its mask
+    (``valid``) and recurrent dropout (``rmask``): ``forward``, ``forward_mask``, ``forward_dropout``, ..."""
+    calls[direction] += 1
+    if valid is not None:
+        calls[f"{direction}_mask"] += 1
+    if rmask is not None:
+        calls[f"{direction}_dropout"] += 1
+
+
 def backward_upstream(dhs, finals: dict, hs, order):
     """The upstream gradients of a C loop's backward, ready for it: ``(dhs, [d_final, ...])``.
 

@@ -24,20 +24,13 @@ from ..functional.activations import get_activation
 from .gemm import matmul, packed_for_steps
 from .gru import dropout_inputs, in_caller_order, loop_order
 from .parallel import run
-from .recurrent import backward_upstream, c_loop, chunk_weight_grads, ptr, sum_chunks
+from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, ptr, sum_chunks
 from .workspace import scratch
 
 ACTIVATIONS = {"tanh": 0, "relu": 1}  # the activations rnn_loop.c runs: RNN_TANH, RNN_RELU
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...).
 CALLS: collections.Counter = collections.Counter()
 
-
-def _count(direction: str, valid, rmask) -> None:
-    CALLS[direction] += 1
-    if valid is not None:
-        CALLS[f"{direction}_mask"] += 1
-    if rmask is not None:
-        CALLS[f"{direction}_dropout"] += 1
 
 
 def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="tanh", mask=None,
@@ -68,7 +61,7 @@ def rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, *, activation="
              ptr(hr), ptr(hr0))
 
     run(job, B)
-    _count("forward", valid, rmask)
+    count_call(CALLS, "forward", valid, rmask)
     cache = dict(fast="rnn", act=act, x=x, hs=hs, h0=h0c, kernel=kernel, recurrent_kernel=U,
                  has_bias=bias is not None, valid=valid, order=order, rmask=rmask, hr=hr,
                  hr0=hr0) if need_cache else None
@@ -99,6 +92,6 @@ def rnn_backward(dhs, dh_T, cache):
                                   valid=None if valid is None else valid[b0:b1])
 
     dkernel, drecurrent_kernel, dbias = sum_chunks(run(job, B))
-    _count("backward", valid, rmask)
+    count_call(CALLS, "backward", valid, rmask)
     dx, dh = in_caller_order(order, dx, dh)
     return ref_rnn.RNNGrads(dx, dh, dkernel, drecurrent_kernel, dbias)
