@@ -232,20 +232,13 @@ def _add_generate(sub):
 
 
 def cmd_generate(args) -> int:
-    from .apps.textgen import CharSampler, RunDir, SampleConfig, load_checkpoint
+    from .apps.textgen import CharSampler, SampleConfig, load_checkpoint
 
     cfg = SampleConfig(length=args.length, temperature=args.temperature, top_k=args.top_k, prime=args.prime,
                        seed=args.seed)
-    if os.path.isdir(args.run):
-        run = RunDir(args.run)
-        path = run.best if os.path.exists(run.best) else run.checkpoint
-        if not os.path.exists(path):
-            raise UsageError(f"RUN_DIR: {args.run!r} holds no checkpoint (expected {run.best} or {run.checkpoint})")
-    elif os.path.isfile(args.run):
-        path = args.run
-    else:
-        raise UsageError(f"RUN_DIR: no run directory or checkpoint at {args.run!r}")
-    model, vocab, *_ = load_checkpoint(path)
+    from .apps.runs import run_checkpoint
+
+    model, vocab, *_ = load_checkpoint(run_checkpoint(args.run))
     sampler = CharSampler(model, vocab)
     vocab.encode(cfg.prime, argument="--prime")  # refuse unknown characters before printing anything
     out = sys.stdout

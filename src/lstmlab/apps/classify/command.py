@@ -214,22 +214,14 @@ def finish(trainer, out: str, source: str) -> str:
 
 
 def cmd_predict(args) -> int:
-    from ..runs import RunDir
     from . import data as D
     from .model import probabilities
     from .scores import format_scores, scores
     from .trainer import load_checkpoint
 
-    if os.path.isdir(args.run):
-        run = RunDir(args.run)
-        path = run.best if os.path.exists(run.best) else run.checkpoint
-        if not os.path.exists(path):
-            raise ValueError(f"RUN_DIR: {args.run!r} holds no checkpoint (expected {run.best} or {run.checkpoint})")
-    elif os.path.isfile(args.run):
-        path = args.run
-    else:
-        raise ValueError(f"RUN_DIR: no run directory or checkpoint at {args.run!r}")
-    model, tokenizer, labels, mcfg, *_ = load_checkpoint(path)
+    from ..runs import run_checkpoint
+
+    model, tokenizer, labels, mcfg, *_ = load_checkpoint(run_checkpoint(args.run))
     if args.predict_label is not None and args.predict_text is None:
         raise ValueError("--label: expected --text COLUMN too (FILE is then a CSV/TSV with both columns)")
     truth = None

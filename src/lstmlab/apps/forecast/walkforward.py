@@ -32,8 +32,7 @@ def first_checkpoint(out: str) -> str:
 
 def last_best(out: str, folds: int) -> str:
     """The model ``predict`` uses: the last fold's best checkpoint (trained on the most data)."""
-    run = RunDir(fold_dir(out, folds - 1, folds))
-    return run.best if os.path.exists(run.best) else run.checkpoint
+    return RunDir(fold_dir(out, folds - 1, folds)).best_or_latest
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ...io.errors import ModelFileError
 from ...io.safetensors import load_file
-from ..runs import RunDir
+from ..runs import run_checkpoint
 from .data import check_supported
 
 MAX_PAGE_MB = 400  # a larger page takes seconds to open and hundreds of MB of browser memory
@@ -36,19 +36,6 @@ class Run:
     corpus_sha256: str | None = None  # of the training text, to notice a corpus file changed since
 
 
-def checkpoint_path(run_dir: str) -> str:
-    """The best checkpoint of a run directory (else its latest), or a checkpoint file given directly."""
-    if os.path.isdir(run_dir):
-        run = RunDir(run_dir)
-        path = run.best if os.path.exists(run.best) else run.checkpoint
-        if not os.path.exists(path):
-            raise ValueError(f"RUN_DIR: {run_dir!r} holds no checkpoint (expected {run.best} or {run.checkpoint})")
-        return path
-    if os.path.isfile(run_dir):
-        return run_dir
-    raise ValueError(f"RUN_DIR: no run directory or checkpoint at {run_dir!r}")
-
-
 def _kind(path) -> str | None:
     try:
         _, meta = load_file(path)
@@ -63,7 +50,7 @@ def load_run(run_dir: str):
     from ..textgen import load_checkpoint
     from .source_classify import KIND as CLASSIFY, load_classify_run
 
-    path = checkpoint_path(run_dir)
+    path = run_checkpoint(run_dir)
     kind = _kind(path)
     if kind == CLASSIFY:
         return load_classify_run(run_dir, path)

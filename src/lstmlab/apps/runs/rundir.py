@@ -40,6 +40,11 @@ class RunDir:
     def plot(self):
         return os.path.join(self.path, "curves.png")
 
+    @property
+    def best_or_latest(self):
+        """The checkpoint a finished run is used from: the best one, else the latest."""
+        return self.best if os.path.exists(self.best) else self.checkpoint
+
     def holds_run(self) -> bool:
         return any(os.path.exists(p) for p in (self.checkpoint, self.best, self.log))
 
@@ -72,3 +77,17 @@ class RunDir:
             except FileNotFoundError:
                 pass
         return removed
+
+
+def run_checkpoint(run: str) -> str:
+    """The checkpoint a command reads from its ``RUN_DIR`` argument: the run's best, else its latest; or a
+    checkpoint file given directly. A ValueError names ``RUN_DIR`` when there is none."""
+    if os.path.isdir(run):
+        rd = RunDir(run)
+        path = rd.best_or_latest
+        if not os.path.exists(path):
+            raise ValueError(f"RUN_DIR: {run!r} holds no checkpoint (expected {rd.best} or {rd.checkpoint})")
+        return path
+    if os.path.isfile(run):
+        return run
+    raise ValueError(f"RUN_DIR: no run directory or checkpoint at {run!r}")

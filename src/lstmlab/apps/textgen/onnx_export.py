@@ -19,22 +19,10 @@ import os
 
 from ...interop.onnx_export import export_onnx
 from ...io.safetensors import atomic_write
-from .trainer import RunDir, load_checkpoint
+from ..runs import run_checkpoint  # the checkpoint lstmlab generate RUN_DIR samples from
+from .trainer import load_checkpoint
 
 FORMAT = "lstmlab-textgen-onnx"
-
-
-def run_checkpoint(run: str) -> str:
-    """The checkpoint ``lstmlab generate RUN_DIR`` samples from: best, else the last one; or a checkpoint file."""
-    if os.path.isdir(run):
-        rd = RunDir(run)
-        path = rd.best if os.path.exists(rd.best) else rd.checkpoint
-        if not os.path.exists(path):
-            raise ValueError(f"RUN_DIR: {run!r} holds no checkpoint (expected {rd.best} or {rd.checkpoint})")
-        return path
-    if os.path.isfile(run):
-        return run
-    raise ValueError(f"RUN_DIR: no run directory or checkpoint at {run!r}")
 
 
 def vocab_path(onnx_path: str) -> str:
