@@ -28,7 +28,7 @@ from test_fast_masks_dropout import dropout_mask, make_mask, padded_tokens
 from test_isa_variants import RUNNABLE, run_child
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-SHAPES = [(9, 7, 5, 40), (16, 12, 3, 33), (3, 2, 4, 5), (12, 9, 6, 17)]
+SHAPES = [(9, 7, 5, 40), (16, 12, 3, 33), (3, 2, 4, 5), (12, 9, 6, 17), (3, 7, 5, 40)]  # the last: split by units
 
 
 @pytest.fixture
@@ -145,6 +145,8 @@ def test_masks_and_dropout_equal_the_reference(threads, kernel_calls, reset_afte
     forward = ["gru_forward_fused_run"] if fused else [f"{loop}_forward"] * chunks
     assert kernel_calls == forward + [f"{loop}_backward"] * chunks + forward
     assert calls["forward_fused"] == (2 if fused else 0)
+    by_units = fused and threads == 2 and B < 2 * parallel.MIN_ROWS_PER_THREAD and H >= 32  # fast_lstm's rule
+    assert calls["forward_fused_units"] == (2 if by_units else 0)
 
 
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])

@@ -164,7 +164,7 @@ def _load():
     lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 11 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
-    lib.gru_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [C, P]  # gru_avx512.c
+    lib.gru_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [C, C, P, P]  # gru_avx512.c
     lib.gru_forward_fused_run_f32.restype = C
     lib.gru_fused_packed_size.argtypes, lib.gru_fused_packed_size.restype = [I, I], I
     lib.lk_sgemm_available.argtypes, lib.lk_sgemm_available.restype = [], ctypes.c_int

@@ -79,11 +79,14 @@ struct gru_fused {
     int64_t T, B, D, H;
     const float *x, *packed_kernel, *packed, *bias, *h0;  /* bias (2, 3H) or NULL */
     float *gates, *uh, *hs;  /* gates (B, T, 3H) and uh (B, T, H): written only when gates is not NULL */
-    const int64_t *edges;    /* part p: rows [edges[p], edges[p + 1]) */
+    const int64_t *edges;    /* part p: rows, or unit blocks when by_units, [edges[p], edges[p + 1]) */
     const uint8_t *mask;     /* (B, T) or NULL */
     const float *rmask;      /* (B, H) or NULL */
     float *hr;               /* (B, T, H): hs, or h_t * rmask with rmask */
     const float *hr0;        /* (B, H): h0, or h0 * rmask */
+    float *a;                /* (B, T, 3H): x @ kernel of all steps, computed ahead when by_units (else unused) */
+    int by_units;
+    int bar[2];
 };
 
 /* Rows b..b+mr of step t, unit block j (m: its lanes that are units). */
@@ -102,7 +105,13 @@ static inline __attribute__((always_inline)) void gru_fused_tile(const int mr, c
             else acc[r][2] = bq, u[r] = bu;
         }
     }
-    gru_tile_product(mr, 0, D, f->x + (b * T + t) * D, T * D, f->packed_kernel + j * D * GRU_NR, acc, u);
+    if (f->by_units) {  /* x_t @ kernel was computed ahead, for all steps (in the gate blocks' column order) */
+        for (int r = 0; r < mr; r++)
+            for (int q = 0; q < GRU_NV; q++)
+                acc[r][q] = _mm512_add_ps(acc[r][q], _mm512_maskz_loadu_ps(m, f->a + ((b + r) * T + t) * 3 * H + q * H + u0));
+    } else {
+        gru_tile_product(mr, 0, D, f->x + (b * T + t) * D, T * D, f->packed_kernel + j * D * GRU_NR, acc, u);
+    }
     if (t) gru_tile_product(mr, 1, H, f->hr + (b * T + t - 1) * H, T * H, f->packed + j * H * GRU_NR, acc, u);
     else gru_tile_product(mr, 1, H, f->hr0 + b * H, H, f->packed + j * H * GRU_NR, acc, u);
     __m512 z[GRU_MR], hh[GRU_MR];
@@ -141,14 +150,13 @@ static inline void gru_carry_block(const struct gru_fused *f, int64_t t, int64_t
                               _mm512_maskz_loadu_ps(m, t ? f->hr + at - H : f->hr0 + b * H + 16 * j));
 }
 
-static void gru_fused_part(void *ctx, int p, int parts) {
-    const struct gru_fused *f = ctx;
-    const int64_t b0 = f->edges[p], b1 = f->edges[p + 1];
-    (void)parts;
+/* Rows [b0, b1), unit blocks [j0, j1), all T steps; bar NULL when this part is the only one on its rows. */
+static void gru_fused_loop(const struct gru_fused *f, int64_t b0, int64_t b1, int64_t j0, int64_t j1, int *bar,
+                           int parts) {
     for (int64_t t = 0; t < f->T; t++) {
         int64_t lo, hi;  /* the rows still running at t (all without a mask); the others only carry h */
         active_rows(f->mask, f->T, t, b0, b1, &lo, &hi);
-        for (int64_t j = 0; j < gru_blocks(f->H); j++) {  /* a panel is reused by every row tile */
+        for (int64_t j = j0; j < j1; j++) {  /* a panel is reused by every row tile */
             const __mmask16 m = lk_lanes(f->H - 16 * j);
             for (int64_t b = b0; b < lo; b++) gru_carry_block(f, t, b, j, m);
             for (int64_t b = hi > lo ? hi : lo; b < b1; b++) gru_carry_block(f, t, b, j, m);
@@ -161,24 +169,44 @@ static void gru_fused_part(void *ctx, int p, int parts) {
                 }
             }
         }
+        if (bar) lk_barrier_wait(bar, parts);  /* h_t complete before any part starts step t+1 */
     }
+}
+
+static void gru_fused_part(void *ctx, int p, int parts) {
+    struct gru_fused *f = ctx;
+    if (!f->by_units) {
+        gru_fused_loop(f, f->edges[p], f->edges[p + 1], 0, gru_blocks(f->H), NULL, 1);
+        return;
+    }
+    /* Split by units, as the LSTM's (lstm_avx512.c) when the rows are too few to split (B = 1: one): each part
+       streams only its blocks of the recurrent kernel at every step (at H = 256 a part's 384 KiB stay in its
+       core's L2), and the projection of all steps is one GEMM first, rows of all B*T split between the parts
+       (a matrix-vector product per step would stream the kernel too). The parts meet once per step. */
+    const int64_t G = 3 * f->H, n = f->B * f->T, r0 = n * p / parts, r1 = n * (p + 1) / parts;
+    lk_sgemm_prepacked(0, r1 - r0, G, f->D, f->x + r0 * f->D, f->D, f->packed_kernel, 0.0f, f->a + r0 * G, G);
+    lk_barrier_wait(f->bar, parts);
+    gru_fused_loop(f, 0, f->B, f->edges[p], f->edges[p + 1], f->bar, parts);
 }
 
 /* The whole float32 GRU forward in one call, on `parts` threads (rows split at edges): pack the kernel
    (D x 3H, rows ld apart) and the recurrent kernel (H x 3H, contiguous) into the buffers given
    (gru_fused_packed_size(D or H, H) floats), then run the parts. gates (B, T, 3H) and uh (B, T, H): the
    gates z, r, hh and the recurrent candidate term on exit, for the backward, or both NULL (inference).
-   mask, rmask, hr, hr0 as gru_forward_f32 (gru_loops.c). Returns 0, or -1 when the pool could not start
-   its threads. */
+   mask, rmask, hr, hr0 as gru_forward_f32 (gru_loops.c). by_units: the parts split the unit blocks at
+   edges (all rows each), the kernel is packed for lk_sgemm and x @ kernel of all steps goes to a (B, T, 3H;
+   may be gates itself: a tile reads its block of a before it writes the gates there); otherwise the parts
+   split the rows at edges and a is unused. Returns 0, or -1 when the pool could not start its threads. */
 int gru_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
                               int64_t ld, const float *U, const float *bias, const float *h0, float *gates,
                               float *uh, float *hs, const uint8_t *mask, const float *rmask, float *hr,
-                              const float *hr0, float *packed_kernel, float *packed, int parts,
-                              const int64_t *edges) {
-    gru_pack(D, H, kernel, ld, packed_kernel);
+                              const float *hr0, float *packed_kernel, float *packed, int parts, int by_units,
+                              const int64_t *edges, float *a) {
+    if (by_units) lk_sgemm_pack(0, D, 3 * H, kernel, ld, packed_kernel);  /* lk_sgemm_packed_size(D, 3H) floats */
+    else gru_pack(D, H, kernel, ld, packed_kernel);
     gru_pack(H, H, U, 3 * H, packed);
     struct gru_fused f = {T, B, D, H, x, packed_kernel, packed, bias, h0, gates, uh, hs, edges, mask, rmask, hr,
-                          hr0};
+                          hr0, a, by_units, {0, 0}};
     return lk_parallel(gru_fused_part, &f, parts);
 }
 #else /* no AVX-512: never called (lstmlab._fast.gru checks the own GEMM, which needs AVX-512) */
@@ -186,9 +214,9 @@ int64_t gru_fused_packed_size(int64_t k, int64_t H) { (void)k; (void)H; return 0
 int gru_forward_fused_run_f32(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const float *kernel,
                               int64_t ld, const float *U, const float *bias, const float *h0, float *gates,
                               float *uh, float *hs, const uint8_t *mask, const float *rmask, float *hr,
-                              const float *hr0, float *packed_kernel, float *packed, int parts,
-                              const int64_t *edges) {
-    (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)ld; (void)U; (void)bias; (void)h0;
+                              const float *hr0, float *packed_kernel, float *packed, int parts, int by_units,
+                              const int64_t *edges, float *a) {
+    (void)by_units; (void)a; (void)T; (void)B; (void)D; (void)H; (void)x; (void)kernel; (void)ld; (void)U; (void)bias; (void)h0;
     (void)gates; (void)uh; (void)hs; (void)mask; (void)rmask; (void)hr; (void)hr0; (void)packed_kernel;
     (void)packed; (void)parts; (void)edges;
     return -1;

@@ -190,6 +190,9 @@ class RNN(Layer):
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states: list[np.ndarray] | None = None  # carried between calls when stateful
         self.initial_state_grads: list[np.ndarray] | None = None
+        # False: with go_backwards, backward may return dx as a time-reversed view (Bidirectional adds it to the
+        # forward half's dx, which makes the one copy that is needed)
+        self._contiguous_dx = True
 
     @property
     def _n_states(self) -> int:
@@ -319,7 +322,8 @@ class RNN(Layer):
         zero_keep = None
         if self.zero_output_for_mask and self.return_sequences and mask is not None:
             zero_keep = mask[..., None].astype(hs.dtype)  # (B, T, 1) in the order the steps ran
-            hs = hs * zero_keep
+            # in place without a cache: the outputs are then this call's own array (with one, they may be it)
+            hs = np.multiply(hs, zero_keep, out=hs if cache is None and hs.flags.writeable else None)
         self._cache = (cache, fused, in_keep, given is not None, T, zero_keep) if training else None
         # The last output: with a mask, that of the last valid step (padded steps carry it), as in Keras.
         out = hs if self.return_sequences else final[0] if self.cell.output_is_first_state else hs[:, -1]
@@ -348,7 +352,7 @@ class RNN(Layer):
         if in_keep is not None:
             dx = dx * in_keep
         self.initial_state_grads = list(dstates) if had_states else None
-        return np.ascontiguousarray(dx), list(grads)
+        return (np.ascontiguousarray(dx) if self._contiguous_dx else dx), list(grads)
 
     # -- one step at a time ------------------------------------------------
     def step(self, x_t, states=None):

@@ -74,6 +74,8 @@ class Bidirectional(_Wrapper):
         for half in (self.forward_layer, self.backward_layer):  # as Keras's Bidirectional: padded steps output 0,
             if hasattr(half, "zero_output_for_mask"):           # so the two halves merge cleanly
                 half.zero_output_for_mask = half.return_sequences
+            if hasattr(half, "_contiguous_dx"):  # the two dx are added here: no copy of a reversed one first
+                half._contiguous_dx = False
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
         self.stateful = self.forward_layer.stateful
@@ -160,8 +162,10 @@ class Bidirectional(_Wrapper):
             dyb = dyb[:, ::-1]
         if self.return_state:
             dyf, dyb = [dyf] + dstates[:n], [dyb] + dstates[n:]
-        dx = self.forward_layer.backward(dyf) + self.backward_layer.backward(dyb)
-        return dx
+        dxf, dxb = self.forward_layer.backward(dyf), self.backward_layer.backward(dyb)
+        # the sum in place in the forward half's own dx (a fresh array) when it can take it: no third array
+        own = isinstance(dxf, np.ndarray) and dxf.flags.owndata and dxf.flags.writeable and dxf.flags.c_contiguous
+        return np.add(dxf, dxb, out=dxf if own and np.result_type(dxf, dxb) == dxf.dtype else None)
 
     def get_config(self):
         config = {**super().get_config(), "layer": LAYERS.serialize(self.forward_layer), "merge_mode": self.merge_mode}
