@@ -3,11 +3,11 @@ equals the reference, the RNN layer's generic loop over :mod:`lstmlab.functional
 
 Through ``RNN(LSTMCell(H, proj_size=P))`` with random weights, biases, projection and initial states: outputs,
 final states (h (B, P), c (B, H)), dx, every weight gradient (the projection kernel's included) and the
-initial-state gradients, with and without masks (an all-padded row, a length-1 row, both padding sides, holes)
-and recurrent dropout, with a cache (training) and without (inference), on two threads and one: float64 to
-1e-12, float32 to 1e-5. Every fast call is checked to have run in C (``lstmlab._fast.projection.CALLS``). Then
-the calls without per-step output gradients, finite differences through the C path and every kernel variant
-this machine runs.
+initial-state gradients, with and without masks (an all-padded row, a length-1 row, both padding sides, holes,
+and a single padded step, which keeps every row in the weight-gradient GEMMs) and recurrent dropout, with a
+cache (training) and without (inference), on two threads and one: float64 to 1e-12, float32 to 1e-5. Every
+fast call is checked to have run in C (``lstmlab._fast.projection.CALLS``). Then the calls without per-step
+output gradients, finite differences through the C path and every kernel variant this machine runs.
 """
 import numpy as np
 import pytest
@@ -84,7 +84,7 @@ SHAPES = [(9, 7, 5, 40, 13, 0.0, True), (3, 2, 4, 5, 3, 0.3, False), (12, 9, 6, 
 
 
 @pytest.mark.parametrize("threads", [2, 1], ids=["two-threads", "one-thread"])
-@pytest.mark.parametrize("masking", ["none", "post", "pre", "holes"])
+@pytest.mark.parametrize("masking", ["none", "post", "pre", "holes", "one"])  # "one": every row in the GEMMs
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("B,T,D,H,P,dropout,use_bias", SHAPES)
 def test_c_loop_equals_the_generic_loop(monkeypatch, threads, masking, dtype, B, T, D, H, P, dropout, use_bias):

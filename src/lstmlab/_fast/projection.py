@@ -30,6 +30,7 @@ from .. import _fast
 from .gemm import PACK_MIN_STEPS, matmul, own_gemm, pack, packed_for_steps
 from .gru import dropout_inputs, in_caller_order, loop_order
 from .parallel import run
+from . import recurrent
 from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, covered, ptr, sum_chunks
 from .workspace import scratch
 
@@ -62,6 +63,21 @@ def _packed_projection(Wp, transpose: bool, T: int):
         return None
     k, n = (Wp.shape[1], Wp.shape[0]) if transpose else Wp.shape
     return pack("projection_packed", Wp, transpose, k, n)
+
+
+def _projection_grad(ms, dht, valid):
+    """(7) ``dprojection_kernel = sum m_t^T dh_t`` (H, P) over one chunk's rows, ms (b, T, H), dht (b, T, P).
+
+    m_t is zero at padded steps, so the GEMM may run over every row; when few steps are valid it runs on the
+    valid rows only, gathered, as :func:`.recurrent.chunk_weight_grads` does for the other weights.
+    """
+    H, P = ms.shape[-1], dht.shape[-1]
+    if valid is None or valid.mean() > recurrent.COMPACT_BELOW:
+        return matmul(ms.reshape(-1, H).T, dht.reshape(-1, P))  # (H, P)
+    keep = np.flatnonzero(valid.ravel())  # (n,) the valid rows b*T + t
+    m_v = np.take(ms.reshape(-1, H), keep, axis=0, out=scratch("ms_valid", (len(keep), H), ms.dtype))  # (n, H)
+    dh_v = np.take(dht.reshape(-1, P), keep, axis=0, out=scratch("dht_valid", (len(keep), P), ms.dtype))  # (n, P)
+    return matmul(m_v.T, dh_v)  # (H, P)
 
 
 def projection_forward(x, kernel, recurrent_kernel, bias, projection_kernel, h0, c0, *, mask=None,
@@ -162,9 +178,7 @@ def projection_backward(dhs, dh_T, dc_T, cache):
         grads = chunk_weight_grads(cache["x"][b0:b1], dz[b0:b1], dz[b0:b1], hr0[b0:b1], hr[b0:b1], kernel,
                                    cache["has_bias"], dx_out=dx[b0:b1],
                                    valid=None if valid is None else valid[b0:b1])
-        # (7) dprojection_kernel = sum m_t^T dh_t over the chunk's rows (m_t = 0 at padded steps)
-        dprojection = matmul(ms[b0:b1].reshape(-1, H).T, dht[b0:b1].reshape(-1, P))  # (H, P)
-        return (*grads, dprojection)
+        return (*grads, _projection_grad(ms[b0:b1], dht[b0:b1], None if valid is None else valid[b0:b1]))
 
     dkernel, drecurrent_kernel, dbias, dprojection_kernel = sum_chunks(run(job, B))
     count_call(CALLS, "backward", valid, rmask)
