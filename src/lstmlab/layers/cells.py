@@ -8,10 +8,11 @@ math on a sequence of length 1, and a whole sequence goes through
 run the C time loop when they cover the call and the reference otherwise.
 
 Some options run on one-step math instead (``GatedCell._step_math``), through
-the RNN layer's generic loop: ``LSTMCell(proj_size=P)``
-(:mod:`lstmlab.functional.projection_lstm`), and ``GRUCell(reset_after=False)``
-(:mod:`lstmlab.functional.gru_reset_before`) when its activations are not the
-C loop's (tanh, sigmoid) or the kernels were not built. The layer-norm LSTM cell works the same way
+the RNN layer's generic loop, when their activations are not the C loops'
+(tanh, sigmoid) or the kernels were not built: ``LSTMCell(proj_size=P)``
+(:mod:`lstmlab.functional.projection_lstm`; C time loop
+:mod:`lstmlab._fast.projection`), and ``GRUCell(reset_after=False)``
+(:mod:`lstmlab.functional.gru_reset_before`). The layer-norm LSTM cell works the same way
 (:mod:`lstmlab.layers.cell_variants`); the peephole cell has a C time loop of its own
 (:mod:`lstmlab._fast.peephole`).
 """
@@ -25,6 +26,7 @@ from .. import functional as F
 from .._fast import gru as fast_gru  # the C time loop when it covers the call, else the reference
 from .._fast import gru_reset_before as fast_gru_rb
 from .._fast import lstm as fast_lstm
+from .._fast import projection as fast_projection
 from .._fast import rnn as fast_rnn
 from ..functional import gru_reset_before, projection_lstm
 from . import initializers as inits
@@ -210,7 +212,8 @@ class LSTMCell(LSTMFamilyCell):
     ``nn.LSTM(proj_size=P)``, equations in :mod:`lstmlab.functional.projection_lstm`): the output and the
     state h have P columns, the recurrent kernel is ``(P, 4*units)`` and a ``projection_kernel
     (units, P)`` follows the bias (initialized by ``projection_initializer``, penalized by
-    ``projection_regularizer``). It runs through the generic loop, not the C time loop.
+    ``projection_regularizer``). Whole sequences run the C time loop of :mod:`lstmlab._fast.projection` when
+    it covers the call, else the generic loop.
     """
 
     def __init__(self, units: int, proj_size: int | None = None, projection_initializer="glorot_uniform",
@@ -236,6 +239,25 @@ class LSTMCell(LSTMFamilyCell):
         if self.proj_size is None:
             return None
         return projection_lstm.projection_lstm_step, projection_lstm.projection_lstm_step_backward, {}
+
+    def sequence(self, x, states, mask=None, recurrent_mask=None, need_cache=True):
+        """With ``proj_size``: whole sequences through the C time loop (:mod:`lstmlab._fast.projection`) when it
+        covers the call (kernels built, float32 or float64, tanh and sigmoid), else None: the generic loop runs
+        the step."""
+        if self.proj_size is None or not fast_projection.covers(self.activation, self.recurrent_activation,
+                                                                 x.dtype):
+            return super().sequence(x, states, mask, recurrent_mask, need_cache)
+        k, r, b = self._weights_args()
+        hs, (h, c), cache = fast_projection.projection_forward(
+            x, k, r, b, self.projection_kernel.value, states[0], states[1], mask=mask,
+            recurrent_mask=recurrent_mask, need_cache=need_cache)
+        return hs, [h, c], cache
+
+    def sequence_backward(self, douts, dfinal, cache):
+        if self.proj_size is None:
+            return super().sequence_backward(douts, dfinal, cache)
+        dx, (dh0, dc0), dweights = fast_projection.projection_backward(douts, dfinal[0], dfinal[1], cache)
+        return dx, [dh0, dc0], dweights
 
     def _run(self, x, states, mask, recurrent_mask, need_cache):
         k, r, b = self._weights_args()
