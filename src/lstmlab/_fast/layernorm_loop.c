@@ -83,6 +83,33 @@ void lnorm_rows_backward_##SFX(int64_t rows, int64_t n, const REAL *dy, const RE
         lnorm_backward_row_##SFX(n, dy + r * n, gamma, vhat + r * n, rstd[r], dv + r * n);               \
 }                                                                                                        \
                                                                                                          \
+/* One sequence, one step, (3)-(7). z (4H): in, a_t + the constant terms; out, the gates i, f, g, o (what   \
+   the backward reads). uhat (4H), gu (4H): (2)'s normalized product and gamma. Writes cc (H), cc_t. */     \
+static void layernorm_cell_forward_##SFX(int64_t H, REAL *restrict z, const REAL *restrict uhat,         \
+                                         const REAL *restrict gu, const REAL *restrict c_prev,           \
+                                         REAL *restrict cc) {                                            \
+    REAL *restrict i = z, *restrict f = z + H, *restrict g = z + 2 * H, *restrict o = z + 3 * H;         \
+    const REAL *restrict ui = uhat, *restrict uf = uhat + H, *restrict ug = uhat + 2 * H;               \
+    const REAL *restrict uo = uhat + 3 * H;                                                              \
+    for (int64_t j = 0; j < H; j++) {                                                                    \
+        i[j] = lnorm_sigmoid_##SFX(i[j] + ui[j] * gu[j]);            /* (3) then (4) */                  \
+        f[j] = lnorm_sigmoid_##SFX(f[j] + uf[j] * gu[H + j]);        /* (3) then (5) */                  \
+        g[j] = TANH(g[j] + ug[j] * gu[2 * H + j]);                   /* (3) then (6) */                  \
+        o[j] = lnorm_sigmoid_##SFX(o[j] + uo[j] * gu[3 * H + j]);    /* (3) then (9) */                  \
+        cc[j] = f[j] * c_prev[j] + i[j] * g[j];                      /* (7) */                           \
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
+/* (8) and (10): c = chat * gamma + beta (the carried state), h = o * tanh(c). */                        \
+static void layernorm_cell_output_##SFX(int64_t H, const REAL *restrict chat, const REAL *restrict gs,  \
+                                        const REAL *restrict bs, const REAL *restrict o, REAL *restrict c, \
+                                        REAL *restrict h) {                                              \
+    for (int64_t j = 0; j < H; j++) {                                                                    \
+        c[j] = chat[j] * gs[j] + bs[j];                              /* (8) */                           \
+        h[j] = o[j] * TANH(c[j]);                                    /* (10) */                          \
+    }                                                                                                    \
+}                                                                                                        \
+                                                                                                         \
 /* Forward. z (B, T, 4H): in, a_t + kernel_norm_beta + recurrent_norm_beta + bias; out, the activated gates \
    i, f, g, o at valid steps. gu (4H) recurrent_norm_gamma, gs, bs (H) state_norm gamma, beta. mask (B, T)  \
    and rmask (B, H) may be NULL; hr (B, T, H), hr0 (B, H): what the product reads, hs and h0 without        \
@@ -103,30 +130,19 @@ void layernorm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REA
                                t ? T * H : H, U, G, 0, rec + lo * G, G);                                 \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             const int64_t bt = b * T + t;                                                                \
-            REAL *restrict h = hs + bt * H, *c = cs + bt * H;  /* c may hold chat too (inference) */     \
+            REAL *restrict h = hs + bt * H, *restrict c = cs + bt * H;                                   \
             const REAL *restrict h_prev = t ? hs + (bt - 1) * H : h0 + b * H;                            \
             const REAL *restrict c_prev = t ? cs + (bt - 1) * H : c0 + b * H;                            \
             if (step_valid(mask, T, b, t)) {                                                             \
-                REAL *restrict zr = z + bt * G, *restrict r = rec + b * G;                               \
-                REAL *uh = uhat ? uhat + bt * G : r;                                                     \
+                REAL *restrict r = rec + b * G;                                                          \
+                REAL *uh = uhat ? uhat + bt * G : r;  /* inference: normalized in place */               \
                 REAL s = lnorm_normalize_##SFX(G, r, uh, eps);                   /* (2) */               \
                 if (ru) ru[bt] = s;                                                                      \
-                REAL *restrict i = zr, *restrict f = zr + H, *restrict g = zr + 2 * H, *restrict o = zr + 3 * H; \
-                for (int64_t j = 0; j < G; j++) zr[j] += uh[j] * gu[j];          /* (3) */               \
-                for (int64_t j = 0; j < H; j++) {                                                        \
-                    i[j] = lnorm_sigmoid_##SFX(i[j]);                            /* (4) */               \
-                    f[j] = lnorm_sigmoid_##SFX(f[j]);                            /* (5) */               \
-                    g[j] = TANH(g[j]);                                           /* (6) */               \
-                    o[j] = lnorm_sigmoid_##SFX(o[j]);                            /* (9) */               \
-                    c[j] = f[j] * c_prev[j] + i[j] * g[j];                       /* (7) cc_t, for now */ \
-                }                                                                                        \
-                REAL *ch = chat ? chat + bt * H : c;                                                     \
+                layernorm_cell_forward_##SFX(H, z + bt * G, uh, gu, c_prev, c);  /* (3)-(7) */           \
+                REAL *ch = chat ? chat + bt * H : r;  /* inference: r is free once (3) has read it */    \
                 s = lnorm_normalize_##SFX(H, c, ch, eps);                        /* (8) */               \
                 if (rc) rc[bt] = s;                                                                      \
-                for (int64_t j = 0; j < H; j++) {                                                        \
-                    c[j] = ch[j] * gs[j] + bs[j];                                /* (8) */               \
-                    h[j] = o[j] * TANH(c[j]);                                    /* (10) */              \
-                }                                                                                        \
+                layernorm_cell_output_##SFX(H, ch, gs, bs, z + bt * G + 3 * H, c, h);                    \
             } else {  /* padding: h and c carried through */                                            \
                 for (int64_t j = 0; j < H; j++) h[j] = h_prev[j];                                        \
                 for (int64_t j = 0; j < H; j++) c[j] = c_prev[j];                                        \
