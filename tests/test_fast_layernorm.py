@@ -113,6 +113,24 @@ def test_last_output_go_backwards_and_zero_states(monkeypatch, dtype):
     assert_all_close([ours[2]], [ref[2]], TOL[dtype], names=("grads",))
 
 
+@pytest.mark.parametrize("valid_rows", [0, 1], ids=["all-padded", "one-valid-row"])
+def test_chunks_without_a_valid_step(monkeypatch, valid_rows):
+    """Two threads (two batch chunks), and one of them (or both) has no valid step at all: its weight gradients
+    are zeros (the chunk GEMMs over the valid rows would have none to gather)."""
+    monkeypatch.setattr(parallel, "_THREADS", 2)
+    rng = np.random.default_rng(7)
+    B, T, D, H = 9, 5, 3, 6
+    assert len(parallel.split(B)) == 2
+    layer = make_layer(D, H, T, "float64", seed=8, recurrent_dropout=0.3)
+    mask = np.zeros((B, T), bool)
+    mask[:valid_rows, 1:4] = True
+    states = [rng.uniform(-0.8, 0.8, (B, H)) for _ in range(2)]
+    dys = [rng.standard_normal(s) for s in [(B, T, H), (B, H), (B, H)]]
+    ours, ref, calls = both_paths(monkeypatch, layer, rng.standard_normal((B, T, D)), mask, states, dys)
+    assert_all_close(ours, ref, TOL["float64"])
+    assert np.all(ours[1][~mask] == 0) and calls["backward_mask"] == 1
+
+
 def test_uncovered_activation_runs_the_generic_loop():
     layer = L.RNN(L.LayerNormLSTMCell(4, activation="relu"), return_sequences=True)
     before = fast_layernorm.CALLS.copy()
