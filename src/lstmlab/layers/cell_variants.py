@@ -4,8 +4,9 @@ Each is the LSTM's Keras arguments and weights (kernel, recurrent kernel, bias,
 gate order i, f, c, o; see :class:`~lstmlab.layers.cells.LSTMFamilyCell`) plus
 its own weights, and its step is the one-step math of its functional module
 with the weights bound (``GatedCell._step_math``), run over a sequence by
-the RNN layer's generic loop (the peephole cell's whole sequences run the C
-time loop of :mod:`lstmlab._fast.peephole` when it covers the call)::
+the RNN layer's generic loop; whole sequences run the C time loop of
+:mod:`lstmlab._fast.peephole` or :mod:`lstmlab._fast.layernorm` when it covers
+the call (kernels built, float32 or float64, tanh and sigmoid)::
 
     layer = layers.RNN(layers.PeepholeLSTMCell(64), return_sequences=True)
 
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._fast import peephole as fast_peephole  # the C time loop when it covers the call
+from .._fast import layernorm as fast_layernorm  # the C time loops when they cover the call
+from .._fast import peephole as fast_peephole
 from ..functional import layernorm_lstm, peephole_lstm
 from . import initializers as inits
 from . import regularizers as regs
@@ -131,6 +133,22 @@ class LayerNormLSTMCell(LSTMFamilyCell):
     def _step_math(self):
         return (layernorm_lstm.layernorm_lstm_step, layernorm_lstm.layernorm_lstm_step_backward,
                 {"norm_epsilon": self.norm_epsilon})
+
+    def sequence(self, x, states, mask=None, recurrent_mask=None, need_cache=True):
+        """Whole sequences through the C time loop (:mod:`lstmlab._fast.layernorm`) when it covers the call
+        (kernels built, float32 or float64, tanh and sigmoid), else None: the generic loop runs the step."""
+        if not fast_layernorm.covers(self.activation, self.recurrent_activation, x.dtype):
+            return None
+        k, r, b = self._weights_args()
+        norms = {name: w.value for name, w in self._extras.items()}  # the three gammas and betas
+        hs, (h, c), cache = fast_layernorm.layernorm_forward(
+            x, k, r, b, norms, states[0], states[1], norm_epsilon=self.norm_epsilon, mask=mask,
+            recurrent_mask=recurrent_mask, need_cache=need_cache)
+        return hs, [h, c], cache
+
+    def sequence_backward(self, douts, dfinal, cache):
+        dx, (dh0, dc0), dweights = fast_layernorm.layernorm_backward(douts, dfinal[0], dfinal[1], cache)
+        return dx, [dh0, dc0], dweights
 
     def get_config(self):
         return {**super().get_config(), "norm_gamma_initializer": inits.serialize(self.norm_gamma_initializer),
