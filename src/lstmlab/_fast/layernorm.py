@@ -183,12 +183,8 @@ def layernorm_backward(dhs, dh_T, dc_T, cache):
              ptr(dr), ptr(dcn), b0, b1, ptr(valid), ptr(rmask), ptr(rec))
         rows_backward((b1 - b0) * T, G, ptr(dz[b0:b1]), ptr(n["kernel_norm_gamma"]), ptr(ahat[b0:b1]),
                       ptr(ra[b0:b1]), ptr(dk[b0:b1]))  # (1) backward
-        if valid is not None and not valid[b0:b1].any():  # every step padded: chunk_weight_grads cannot
-            dx[b0:b1] = 0  # gather zero rows (reshape(0, -1) fails), and there is nothing to add
-            grads = (None, np.zeros(kernel.shape, dtype), np.zeros(U.shape, dtype))
-        else:
-            grads = chunk_weight_grads(cache["x"][b0:b1], dk[b0:b1], dr[b0:b1], hr0[b0:b1], hr[b0:b1], kernel,
-                                       False, dx_out=dx[b0:b1], valid=None if valid is None else valid[b0:b1])
+        grads = chunk_weight_grads(cache["x"][b0:b1], dk[b0:b1], dr[b0:b1], hr0[b0:b1], hr[b0:b1], kernel,
+                                   False, dx_out=dx[b0:b1], valid=None if valid is None else valid[b0:b1])
         dz2, dcn2 = dz[b0:b1].reshape(-1, G), dcn[b0:b1].reshape(-1, H)  # (b*T, 4H), (b*T, H)
         sums = (dz2.sum(axis=0),  # (3): the bias and both gate-norm betas
                 np.einsum("nj,nj->j", dz2, ahat[b0:b1].reshape(-1, G)),  # (1) kernel_norm_gamma

@@ -40,14 +40,15 @@ def weight_grads(x, da, du, h_prev, kernel, has_bias: bool, bias_rows: bool = Fa
     """
     lead = da.shape[:-1]
     n = int(np.prod(lead))
-    da2, du2 = da.reshape(n, -1), du.reshape(n, -1)  # (N, gH)
+    # explicit widths, not -1: N may be 0 (a batch chunk whose steps are all padded gathers no rows)
+    da2, du2 = da.reshape(n, da.shape[-1]), du.reshape(n, du.shape[-1])  # (N, gH)
     if dx_out is None:
-        dx = matmul(da2, kernel.T).reshape(*lead, -1)  # (..., D)
+        dx = matmul(da2, kernel.T).reshape(*lead, kernel.shape[0])  # (..., D)
     else:
         dx = dx_out
-        matmul(da2, kernel.T, out=dx_out.reshape(n, -1))  # (N, D), written in place
-    dkernel = matmul(x.reshape(n, -1).T, da2)  # (D, gH)
-    drecurrent_kernel = matmul(h_prev.reshape(n, -1).T, du2)  # (H, gH)
+        matmul(da2, kernel.T, out=dx_out.reshape(n, kernel.shape[0]))  # (N, D), written in place
+    dkernel = matmul(x.reshape(n, x.shape[-1]).T, da2)  # (D, gH)
+    drecurrent_kernel = matmul(h_prev.reshape(n, h_prev.shape[-1]).T, du2)  # (H, gH)
     if not has_bias:
         dbias = None
     elif bias_rows:
