@@ -435,6 +435,45 @@ def section_bf16(repeats: int, rounds: int) -> None:
     print()
 
 
+def section_bf16_accuracy(checkpoint: str, streams: int = 32, length: int = 400) -> None:
+    """A trained character model (``lstmlab train``) as shipped: its float32 model against the same weights in a
+    model whose LSTM layers have dtype="bfloat16" (what ``lstmlab generate RUN --dtype bfloat16`` samples
+    from; the Dense output layer stays float32), on held-out text from zero state."""
+    from lstmlab.apps.textgen.corpus import builtin_corpus, split_ids
+    from lstmlab.apps.textgen.model import build_model, with_dtype
+    from lstmlab.apps.textgen.trainer import load_checkpoint
+    from lstmlab._fast import lstm_bf16 as fast_bf16
+
+    trained, vocab, mcfg, tcfg, progress, _ = load_checkpoint(checkpoint)
+    f32 = build_model(mcfg, batch_size=streams, seq_len=length)  # the trained weights, this batch size
+    f32.set_weights(trained.get_weights())
+    bf16 = with_dtype(f32, "bfloat16")
+    held_out = split_ids(vocab.encode(builtin_corpus()), tcfg.val_fraction)[1]
+    ids = held_out[:streams * (length + 1)].reshape(streams, length + 1)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+
+    def softmax(model):
+        model.reset_states()
+        logits = model.predict(inputs, batch_size=streams, verbose=0)  # (B, T, V)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    calls = fast_bf16.CALLS["forward"]
+    ref, p = softmax(f32), softmax(bf16)
+    where = "C loop" if fast_bf16.CALLS["forward"] > calls else "NumPy reference (no AVX512_BF16)"
+    print(f"## Accuracy: {mcfg.layers} x LSTM({mcfg.units}) character model, step {progress.best_step} (held-out "
+          f"loss {progress.best_val:.4f} nats), {streams} held-out streams x {length} characters from zero "
+          f"state; bf16 through the {where}\n")
+    print("| LSTM layers | max abs diff of softmax | mean abs diff | top-1 changed | cross-entropy (bits/char) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, q in (("float32", ref), ('dtype="bfloat16"', p)):
+        d = np.abs(q - ref)
+        changed = np.mean(q.argmax(-1) != ref.argmax(-1))
+        xent = -np.mean(np.log2(np.take_along_axis(q, targets[..., None], -1)))
+        print(f"| {name} | {d.max():.2e} | {d.mean():.2e} | {100 * changed:.2f}% | {xent:.4f} |")
+    print()
+
+
 # -- workers: each measurement runs in its own process ------------------------------------------------------
 # PyTorch's OpenMP threads keep spinning after its calls and slow down whatever runs next in the same process
 # (measured: the char-model step of lstmlab went from 255 to 331 ms once torch had run a matmul). So every
@@ -869,6 +908,8 @@ def main() -> None:
     parser.add_argument("--isa", choices=lstmlab._fast.ISAS,
                         help="only the LSTM layer table, with this kernel variant forced (LSTMLAB_ISA), against the "
                              "default variant and PyTorch")
+    parser.add_argument("--checkpoint", help="with --only bf16: a textgen run's best.safetensors, for the accuracy "
+                                             "table of a trained model")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -902,6 +943,8 @@ def main() -> None:
     for name, section in SECTIONS.items():
         if args.only in (None, name):
             section(repeats, rounds)
+    if args.checkpoint and args.only in (None, "bf16"):
+        section_bf16_accuracy(args.checkpoint)
 
 
 if __name__ == "__main__":
