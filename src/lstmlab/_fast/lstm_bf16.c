@@ -89,11 +89,17 @@ int lk_cpu_has_bf16(void) {
 
 #define BF16 __attribute__((target("avx512bf16")))
 
-/* Rows [b0, b1) of x (B, T, D) -> x16 (B, T, 2 pairs(D)) bf16, the odd pad zero. */
-static void round_inputs(int64_t T, int64_t D, const float *x, uint16_t *x16, int64_t b0, int64_t b1) {
+/* Rows [b0, b1) of x (B, T, D) -> x16 (B, T, 2 pairs(D)) bf16, the odd pad zero. 16 at a time (the scalar
+   to_bf16 was 4% of the forward at (32, 100, 64, 128)); the same rounding, except that the instruction reads
+   a float32 denormal as 0, which the dot product would do with its bf16 anyway. */
+static BF16 void round_inputs(int64_t T, int64_t D, const float *x, uint16_t *x16, int64_t b0, int64_t b1) {
     const int64_t Dp = 2 * pairs(D);
     for (int64_t r = b0 * T; r < b1 * T; r++) {
-        for (int64_t k = 0; k < D; k++) x16[r * Dp + k] = to_bf16(x[r * D + k]);
+        for (int64_t k = 0; k < D; k += 16) {
+            const __mmask16 m = (__mmask16)(D - k >= 16 ? 0xFFFF : (1u << (D - k)) - 1);
+            _mm256_mask_storeu_epi16(x16 + r * Dp + k, m,
+                                     (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + r * D + k)));
+        }
         if (Dp > D) x16[r * Dp + D] = 0;
     }
 }
