@@ -211,6 +211,25 @@ def test_training_refused_naming_the_layer():
         cell_layer(np.zeros((2, 4, 3), np.float32), training=True)
 
 
+def test_bidirectional_and_stacked_cells():
+    x = np.random.default_rng(5).standard_normal((4, 6, 5)).astype(np.float32)
+    bi = layers.Bidirectional(layers.LSTM(7, dtype="bfloat16", return_sequences=True))
+    y = bi(x)  # (4, 6, 14)
+    assert bi.forward_layer.compute_dtype == bi.backward_layer.compute_dtype == "bfloat16"
+    forward = ref_bf16.lstm_bf16_forward(x, *bi.forward_layer.get_weights())[0]
+    backward = ref_bf16.lstm_bf16_forward(x[:, ::-1], *bi.backward_layer.get_weights())[0][:, ::-1]
+    assert_close("bidirectional", y, np.concatenate([forward, backward], -1), 1e-5)
+    stacked = layers.RNN([layers.LSTMCell(6, dtype="bfloat16"), layers.LSTMCell(3, dtype="bfloat16")], name="st")
+    out = stacked(x)  # the generic loop, one bf16 step per cell
+    k0, k1 = stacked.cell.cells
+    h = ref_bf16.lstm_bf16_forward(x, *k0.get_weights())[0]
+    assert_close("stacked cells", out, ref_bf16.lstm_bf16_forward(h, *k1.get_weights())[1][0], 1e-5)
+    m = models.Sequential([layers.Input((6, 5)), stacked, layers.Dense(1)])
+    m.compile("adam", "mse")
+    with pytest.raises(ValueError, match="layer 'st' has dtype='bfloat16', an inference path"):
+        m.fit(x, np.zeros((4, 1), np.float32), verbose=0)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"activation": "relu"}, r"activation: layer 'l' with dtype='bfloat16' runs only activation='tanh'.*got 'relu'"),
     ({"recurrent_activation": "hard_sigmoid"}, r"recurrent_activation: .* runs only recurrent_activation='sigmoid'"),
