@@ -300,3 +300,22 @@ def test_avx2_variant_runs_the_reference_with_the_same_numbers(tmp_path):
     done = run_child("avx2", code)
     assert done.returncode == 0, done.stderr
     assert_close("avx2 (reference) vs this process", np.load(os.path.join(tmp_path, "hs.npy")), here, 1e-5)
+
+
+def test_generate_command_with_dtype(tmp_path):
+    """`lstmlab generate RUN --dtype bfloat16` samples from a float32-trained run; a GRU run is refused in one
+    line naming the layer."""
+    from test_cli_textgen import SMALL, WORDS, bad, run_cli
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(" ".join(np.random.default_rng(0).choice(WORDS, 700)), encoding="utf-8")
+    for cell in ("lstm", "gru"):
+        r = run_cli("train", "--corpus", str(corpus), "--out", str(tmp_path / cell), "--steps", "3", "--cell",
+                    cell, "--no-samples", *SMALL)
+        assert r.returncode == 0, r.stderr
+    g = run_cli("generate", str(tmp_path / "lstm"), "--prime", "the ", "--length", "30", "--seed", "1",
+                "--dtype", "bfloat16")
+    assert g.returncode == 0, g.stderr
+    assert g.stdout.startswith("the ") and set(g.stdout.rstrip("\n")) <= set(" ".join(WORDS))
+    assert ("dtype: bfloat16 runs LSTM layers only, but layer 'gru_1' is a GRU" in
+            bad("generate", str(tmp_path / "gru"), "--dtype", "bfloat16"))
