@@ -136,6 +136,9 @@ def test_weights_packed_once_per_change():
     assert fast_bf16.PACKS["pack"] == packs + 2
     assert not np.array_equal(first, changed)
     assert_close("after an in-place change", changed, ref_bf16.lstm_bf16_forward(**p)[0], 1e-5)
+    entries = len(fast_bf16._CACHE)
+    del p["kernel"]  # the entry goes with its array
+    assert len(fast_bf16._CACHE) == entries - 1
 
 
 # -- bf16 against float32 ----------------------------------------------------------------------------------

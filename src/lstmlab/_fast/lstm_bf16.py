@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import threading
+import weakref
 
 import numpy as np
 
@@ -58,7 +59,8 @@ def available() -> bool:
 
 
 # -- the packed bf16 weights, cached per weights --------------------------------------------------------
-_CACHE_SIZE = 8  # layers whose packed weights are kept (least recently used dropped)
+_CACHE_SIZE = 64  # layers whose packed weights are kept (least recently used dropped; an entry also goes
+# when its kernel array is freed, so this bounds only the live bf16 layers that take turns without thrashing)
 _CACHE: collections.OrderedDict = collections.OrderedDict()  # (id(kernel), id(U)) -> (kernel, U, packed k, u)
 _CACHE_LOCK = threading.Lock()
 try:
@@ -102,11 +104,18 @@ def packed_weights(kernel: np.ndarray, recurrent_kernel: np.ndarray):
     packed = (_pack(kernel, H), _pack(recurrent_kernel, H))
     PACKS["pack"] += 1
     with _CACHE_LOCK:
+        if key not in _CACHE:  # dropped with the kernel array (a freed array's id can be reused)
+            weakref.finalize(kernel, _forget, key)
         _CACHE[key] = (kernel.copy(), recurrent_kernel.copy()) + packed
         _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return packed
+
+
+def _forget(key) -> None:
+    with _CACHE_LOCK:
+        _CACHE.pop(key, None)
 
 
 def clear_cache() -> None:
