@@ -26,7 +26,12 @@ Prints markdown tables of medians and ratios:
    padded and with pack_padded_sequence;
 6. one LSTM layer's training step with recurrent_dropout=0.2 against none;
 7. one GRU layer (reset_after=True), inference and training, for the same
-   configs, against PyTorch's nn.GRU and ONNX Runtime's GRU op.
+   configs, against PyTorch's nn.GRU and ONNX Runtime's GRU op;
+8. bf16 inference (``LSTM(units, dtype="bfloat16")``: bf16 products, float32
+   sums, ``_fast/lstm_bf16.c``) against lstmlab's float32 inference, PyTorch
+   and ONNX Runtime float32, same configs, with the largest difference of its
+   outputs from float32 (``--only bf16``; needs a CPU with AVX512_BF16, else
+   the NumPy reference runs and the table says so).
 
     python benchmarks/bench_lstm.py --quick --only imdb   # one table
 
@@ -376,6 +381,99 @@ def gru_worker(spec: dict) -> dict:
     return {"inference": median_ms(infer, spec["repeats"]), "training": median_ms(train, spec["repeats"])}
 
 
+# -- bf16 inference (dtype="bfloat16") -------------------------------------------------------------------------
+def bf16_worker(spec: dict) -> dict:
+    """One inference contender of the bf16 table on one config, its output checked before it is timed: lstmlab's
+    bf16 path against its NumPy reference (and its distance from float32 reported), the float32 ones against
+    the float32 reference."""
+    from lstmlab._fast import lstm_bf16 as fast_bf16
+    from lstmlab.functional import bf16 as ref_bf16
+
+    B, T, D, H = spec["config"]
+    p = make_problem(B, T, D, H)
+    previous = lstmlab._fast.SET_THREADS_LOCAL(1) if lstmlab._fast.SET_THREADS_LOCAL else None
+    reference = lstmlab.functional.lstm_forward(p["x"], p["W"], p["U"], p["b"])[0]
+    if spec["kind"] == "bf16-ours":
+        reference_bf16 = ref_bf16.lstm_bf16_forward(p["x"], p["W"], p["U"], p["b"])[0]
+    if previous is not None:
+        lstmlab._fast.SET_THREADS_LOCAL(previous)
+    if spec["kind"] == "bf16-ours":
+        infer = lambda: fast_bf16.lstm_bf16_forward(p["x"], p["W"], p["U"], p["b"])[0]  # noqa: E731
+        out = infer()
+        # 1e-3, not 1e-5: over 100 steps an h_t that sits on a bf16 rounding boundary rounds the other way in
+        # one of the two float32 summation orders now and then, and that one-ulp step of bf16(h) (2^-8
+        # relative) then travels through the recurrence (measured: up to 9e-5 at (64, 100, 128, 256))
+        np.testing.assert_allclose(out, reference_bf16, rtol=1e-3, atol=1e-3)
+        return {"inference": median_ms(infer, spec["repeats"]), "in_c": float(fast_bf16.available()),
+                "max_diff": float(np.abs(out - reference).max()), "mean_diff": float(np.abs(out - reference).mean())}
+    if spec["kind"] == "bf16-ort":
+        infer = onnx_lstm(p)
+        np.testing.assert_allclose(infer.batch_first(), reference, rtol=1e-4, atol=1e-5)
+    else:
+        infer = ours(p)[0] if spec["kind"] == "bf16-ours-f32" else torch_lstm(p)[0]
+        np.testing.assert_allclose(infer(), reference, rtol=1e-4, atol=1e-5)
+    return {"inference": median_ms(infer, spec["repeats"])}
+
+
+def section_bf16(repeats: int, rounds: int) -> None:
+    print("## bf16 inference, LSTM(units, dtype=\"bfloat16\") (median ms; ratios: float32 time / bf16 time, "
+          "above 1 means bf16 is faster)\n")
+    print("| config (B, T, D, H) | lstmlab bf16 | lstmlab float32 | PyTorch float32 | ONNX Runtime float32 "
+          "| float32 / bf16 | PyTorch / bf16 | ORT / bf16 | max abs diff vs float32 | mean abs diff |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    kinds = ("bf16-ours", "bf16-ours-f32", "bf16-torch", "bf16-ort")
+    in_c = True
+    for config in CONFIGS:
+        res = dict(zip(kinds, rounds_of([{"kind": k, "config": config, "repeats": repeats} for k in kinds], rounds)))
+        b = res["bf16-ours"]["inference"]
+        in_c = in_c and bool(res["bf16-ours"]["in_c"])
+        f, t, r = (res[k]["inference"] if res[k] else None for k in kinds[1:])
+        print(f"| {tuple(config)} | {b:.2f} | {f:.2f} | {fmt(t)} | {fmt(r)} | {ratio(f, b)} | {ratio(t, b)} | "
+              f"{ratio(r, b)} | {res['bf16-ours']['max_diff']:.1e} | {res['bf16-ours']['mean_diff']:.1e} |")
+    if not in_c:
+        print("\n(no AVX512_BF16 on this CPU, or kernels not built: the bf16 column is the NumPy reference)")
+    print()
+
+
+def section_bf16_accuracy(checkpoint: str, streams: int = 32, length: int = 400) -> None:
+    """A trained character model (``lstmlab train``) as shipped: its float32 model against the same weights in a
+    model whose LSTM layers have dtype="bfloat16" (what ``lstmlab generate RUN --dtype bfloat16`` samples
+    from; the Dense output layer stays float32), on held-out text from zero state."""
+    from lstmlab.apps.textgen.corpus import builtin_corpus, split_ids
+    from lstmlab.apps.textgen.model import build_model, with_dtype
+    from lstmlab.apps.textgen.trainer import load_checkpoint
+    from lstmlab._fast import lstm_bf16 as fast_bf16
+
+    trained, vocab, mcfg, tcfg, progress, _ = load_checkpoint(checkpoint)
+    f32 = build_model(mcfg, batch_size=streams, seq_len=length)  # the trained weights, this batch size
+    f32.set_weights(trained.get_weights())
+    bf16 = with_dtype(f32, "bfloat16")
+    held_out = split_ids(vocab.encode(builtin_corpus()), tcfg.val_fraction)[1]
+    ids = held_out[:streams * (length + 1)].reshape(streams, length + 1)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+
+    def softmax(model):
+        model.reset_states()
+        logits = model.predict(inputs, batch_size=streams, verbose=0)  # (B, T, V)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    calls = fast_bf16.CALLS["forward"]
+    ref, p = softmax(f32), softmax(bf16)
+    where = "C loop" if fast_bf16.CALLS["forward"] > calls else "NumPy reference (no AVX512_BF16)"
+    print(f"## Accuracy: {mcfg.layers} x LSTM({mcfg.units}) character model, step {progress.best_step} (held-out "
+          f"loss {progress.best_val:.4f} nats), {streams} held-out streams x {length} characters from zero "
+          f"state; bf16 through the {where}\n")
+    print("| LSTM layers | max abs diff of softmax | mean abs diff | top-1 changed | cross-entropy (bits/char) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, q in (("float32", ref), ('dtype="bfloat16"', p)):
+        d = np.abs(q - ref)
+        changed = np.mean(q.argmax(-1) != ref.argmax(-1))
+        xent = -np.mean(np.log2(np.take_along_axis(q, targets[..., None], -1)))
+        print(f"| {name} | {d.max():.2e} | {d.mean():.2e} | {100 * changed:.2f}% | {xent:.4f} |")
+    print()
+
+
 # -- workers: each measurement runs in its own process ------------------------------------------------------
 # PyTorch's OpenMP threads keep spinning after its calls and slow down whatever runs next in the same process
 # (measured: the char-model step of lstmlab went from 255 to 331 ms once torch had run a matmul). So every
@@ -428,6 +526,8 @@ def worker(spec: dict) -> dict:
         return dropout_step(spec["config"], spec["rate"], repeats)
     if kind in ("ours-gru", "torch-gru", "ort-gru"):
         return gru_worker(spec)
+    if kind.startswith("bf16-"):
+        return bf16_worker(spec)
     raise ValueError(kind)
 
 
@@ -794,6 +894,7 @@ SECTIONS = {  # --only NAME runs one of them
     "imdb": section_imdb,
     "dropout": section_dropout,
     "gru": section_gru,
+    "bf16": section_bf16,
 }
 
 
@@ -807,6 +908,8 @@ def main() -> None:
     parser.add_argument("--isa", choices=lstmlab._fast.ISAS,
                         help="only the LSTM layer table, with this kernel variant forced (LSTMLAB_ISA), against the "
                              "default variant and PyTorch")
+    parser.add_argument("--checkpoint", help="with --only bf16: a textgen run's best.safetensors, for the accuracy "
+                                             "table of a trained model")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -840,6 +943,8 @@ def main() -> None:
     for name, section in SECTIONS.items():
         if args.only in (None, name):
             section(repeats, rounds)
+    if args.checkpoint and args.only in (None, "bf16"):
+        section_bf16_accuracy(args.checkpoint)
 
 
 if __name__ == "__main__":

@@ -57,8 +57,26 @@ def draw_seed() -> int:
     return int(_RNG.integers(0, 2**63 - 1))
 
 
+BFLOAT16 = "bfloat16"  # LSTM(units, dtype="bfloat16"): float32 weights, bf16 products in inference
+
+
+def is_bfloat16(dtype) -> bool:
+    """True when ``dtype`` asks for bfloat16: the string ``"bfloat16"`` or anything named so (a NumPy dtype
+    from ``ml_dtypes``, a Keras ``DTypePolicy("bfloat16")``). NumPy has no bf16 type: only the LSTM accepts it,
+    as an inference path that keeps float32 weights (:mod:`lstmlab.functional.bf16`)."""
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None)
+    return name == BFLOAT16
+
+
 def resolve_dtype(dtype) -> np.dtype:
-    name = floatx() if dtype is None else np.dtype(dtype).name
+    if is_bfloat16(dtype):
+        raise ValueError(f"dtype: expected one of {', '.join(_VALID_FLOATX)}, got {dtype!r}; bfloat16 is an "
+                         f"inference path of the LSTM only (layers.LSTM(units, dtype='bfloat16'), or "
+                         f"layers.LSTMCell(units, dtype='bfloat16') in an RNN)")
+    try:
+        name = floatx() if dtype is None else np.dtype(dtype).name
+    except TypeError:  # a name NumPy does not know
+        name = None
     if name not in _VALID_FLOATX:
         raise ValueError(f"dtype: expected one of {', '.join(_VALID_FLOATX)}, got {dtype!r}")
     return np.dtype(name)

@@ -228,18 +228,22 @@ def _add_generate(sub):
     p.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the K most likely characters")
     p.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: the LSTM layers' products on bf16 operands, float32 sums (inference; "
+                        "in C on CPUs with AVX512_BF16); default float32")
     p.set_defaults(func=cmd_generate)
 
 
 def cmd_generate(args) -> int:
     from .apps.textgen import CharSampler, SampleConfig, load_checkpoint
+    from .apps.textgen.model import with_dtype
 
     cfg = SampleConfig(length=args.length, temperature=args.temperature, top_k=args.top_k, prime=args.prime,
                        seed=args.seed)
     from .apps.runs import run_checkpoint
 
     model, vocab, *_ = load_checkpoint(run_checkpoint(args.run))
-    sampler = CharSampler(model, vocab)
+    sampler = CharSampler(with_dtype(model, args.dtype), vocab)
     vocab.encode(cfg.prime, argument="--prime")  # refuse unknown characters before printing anything
     out = sys.stdout
     out.write(cfg.prime)

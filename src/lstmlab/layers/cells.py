@@ -32,6 +32,7 @@ from ..functional import gru_reset_before, projection_lstm
 from . import initializers as inits
 from . import regularizers as regs
 from .base import LAYERS
+from .cell_bf16 import Bfloat16Inference
 from .core import check_positive_int, check_rate
 from .rnn import RNNCell
 
@@ -202,11 +203,12 @@ def check_proj_size(proj_size, units: int):
 
 
 @LAYERS.register
-class LSTMCell(LSTMFamilyCell):
+class LSTMCell(Bfloat16Inference, LSTMFamilyCell):
     """One LSTM step (equations in :mod:`lstmlab.functional.lstm`); states ``[h, c]``.
 
     Parameters: ``4 * units * (input_dim + units) + 4 * units``, gate order i, f, c, o.
     ``unit_forget_bias=True`` starts the forget-gate bias at 1, so the cell remembers by default.
+    ``dtype="bfloat16"``: float32 weights, bf16 products in inference (:class:`.cell_bf16.Bfloat16Inference`).
 
     ``proj_size=P`` (``1 <= P < units``) makes it the projection LSTM (LSTMP, Sak et al. 2014; PyTorch's
     ``nn.LSTM(proj_size=P)``, equations in :mod:`lstmlab.functional.projection_lstm`): the output and the

@@ -10,6 +10,7 @@ The cell's attributes read through the layer (``layer.units``,
 """
 from __future__ import annotations
 
+from .. import backend
 from ._config import check_arguments
 from .base import LAYERS, check_base_arguments
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
@@ -75,10 +76,35 @@ class LSTM(_CellLayer):
     i, f, c, o; ``unit_forget_bias=True`` starts the forget-gate bias at 1 so the cell remembers by default.
     ``proj_size=P`` makes it the projection LSTM of PyTorch's ``nn.LSTM(proj_size=P)``: outputs and h have P
     columns, plus a ``projection_kernel (units, P)`` (see :class:`~lstmlab.layers.LSTMCell`).
+    ``dtype="bfloat16"`` is an inference path (weights stay float32, the products run on bf16 operands with
+    float32 sums; see :class:`~lstmlab.layers.cell_bf16.Bfloat16Inference`): train in float32, then build the
+    model with ``dtype="bfloat16"`` and load the weights.
     """
 
     cell_class = LSTMCell
     takes_implementation = True
+
+    def __init__(self, units: int, **kwargs):
+        bf16 = backend.is_bfloat16(kwargs.get("dtype"))
+        if bf16:  # float32 master weights; the cell runs the bf16 products
+            kwargs["dtype"] = "float32"
+        super().__init__(units, **kwargs)
+        if bf16:
+            self.cell.use_bfloat16(self.name)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.cell.bfloat16:
+            config["dtype"] = backend.BFLOAT16
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        if not (isinstance(config, dict) and backend.is_bfloat16(config.get("dtype"))):
+            return super().from_config(config)
+        layer = super().from_config({**config, "dtype": "float32"})  # checked as float32, then switched
+        layer.cell.use_bfloat16(layer.name)
+        return layer
 
 
 @LAYERS.register

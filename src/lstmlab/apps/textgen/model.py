@@ -38,6 +38,30 @@ def build_model(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, u
     return model
 
 
+def with_dtype(model: Sequential, dtype: str) -> Sequential:
+    """The same model with its LSTM layers in ``dtype`` ("float32": the model itself; "bfloat16": a copy whose
+    LSTM layers run bf16 inference, same float32 weights, see :class:`lstmlab.layers.LSTM`).
+
+    Raises ValueError for another dtype, or for bfloat16 with a recurrent layer that is not a plain LSTM
+    (bf16 is an LSTM path only), naming the layer.
+    """
+    if dtype == "float32":
+        return model
+    if dtype != "bfloat16":
+        raise ValueError(f"dtype: expected 'float32' or 'bfloat16', got {dtype!r}")
+    config = model.get_config()
+    for layer, entry in zip(model.layers, config["layers"]):
+        if isinstance(layer, L.RNN):
+            if type(layer) is not L.LSTM or getattr(layer, "proj_size", None) is not None:
+                raise ValueError(f"dtype: bfloat16 runs LSTM layers only, but layer {layer.name!r} is a "
+                                 f"{type(layer).__name__}{' with proj_size' if type(layer) is L.LSTM else ''}; "
+                                 f"use --dtype float32")
+            entry["config"]["dtype"] = "bfloat16"
+    converted = Sequential.from_config(config)
+    converted.set_weights(model.get_weights())
+    return converted
+
+
 def log_unigram(counts) -> np.ndarray:
     """Log frequencies of the characters, with an unseen character counted as half an occurrence."""
     counts = np.maximum(np.asarray(counts, np.float64), 0.5)  # (V,)
