@@ -68,7 +68,17 @@ void lstm_bf16_pack(int64_t K, int64_t H, const float *W, int64_t ld, uint16_t *
             }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* The bf16 instructions need GCC 10+ or Clang 9+ (target("avx512bf16") and its intrinsics); an older
+   compiler builds the stub below, and lstm_bf16.py runs the NumPy reference. */
+#if defined(__clang__)
+#define LK_BF16_COMPILER (__clang_major__ >= 9)
+#elif defined(__GNUC__)
+#define LK_BF16_COMPILER (__GNUC__ >= 10)
+#else
+#define LK_BF16_COMPILER 0
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && LK_BF16_COMPILER
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -215,7 +225,7 @@ BF16 void lstm_bf16_forward(int64_t T, int64_t B, int64_t D, int64_t H, const fl
     struct bf16_forward f = {T, B, D, H, packed_kernel, packed_recurrent, bias, h0, hs, c, x16, NULL, NULL, mask};
     loop(&f, h16, b0, b1);
 }
-#else /* no AVX-512: lstm_bf16.py runs the NumPy reference (functional/bf16.py) instead */
+#else /* no AVX-512 (or an old compiler): lstm_bf16.py runs the NumPy reference (functional/bf16.py) */
 int lk_cpu_has_bf16(void) { return 0; }
 void lstm_bf16_forward(int64_t T, int64_t B, int64_t D, int64_t H, const float *x, const uint16_t *packed_kernel,
                        const uint16_t *packed_recurrent, const float *bias, const float *h0, const float *c0,
