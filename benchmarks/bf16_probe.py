@@ -12,7 +12,8 @@
    the largest and mean absolute difference of the softmax outputs, how often the most likely character
    changes, and the held-out cross-entropy.
 
-Results of a run: benchmarks/results/bf16.md. Not part of the library: nothing here is shipped.
+Results of a run: benchmarks/results/bf16.md. The probe that decided the question; the shipped path is
+src/lstmlab/_fast/lstm_bf16.c (layers.LSTM(units, dtype="bfloat16")), measured by bench_lstm.py --only bf16.
 """
 from __future__ import annotations
 
