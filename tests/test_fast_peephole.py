@@ -11,16 +11,16 @@ every kernel variant this machine runs.
 import numpy as np
 import pytest
 
-from helpers import assert_close
 from lstmlab import _fast
 from lstmlab import layers as L
 from lstmlab._fast import parallel
 from lstmlab._fast import peephole as fast_peephole
-from lstmlab.gradcheck import check_layer
 from test_fast_masks_dropout import make_mask
-from test_isa_variants import RUNNABLE, run_child
+from test_isa_variants import RUNNABLE
 
-TOL = {"float64": 1e-12, "float32": 1e-5}
+import cell_loop_harness as harness
+from cell_loop_harness import TOL, assert_all_close
+
 
 
 def make_layer(D, H, T, dtype, seed, recurrent_dropout=0.0, use_bias=True):
@@ -32,37 +32,8 @@ def make_layer(D, H, T, dtype, seed, recurrent_dropout=0.0, use_bias=True):
     return layer
 
 
-def run_layer(layer, x, mask, states, dys, training=True):
-    """(outputs, dx, weight grads, initial-state grads); the last three None without training."""
-    layer.rng = np.random.default_rng(5)  # the same recurrent-dropout mask on both paths
-    outs = layer(x, training=training, mask=mask, initial_state=states)
-    if not training:
-        return outs, None, None, None
-    dx = layer.backward(dys)
-    return outs, dx, list(layer.grads), list(layer.initial_state_grads)
-
-
 def both_paths(monkeypatch, layer, *args, training=True):
-    """The C path's results (checked to have run in C) and the reference's (the generic loop)."""
-    before = fast_peephole.CALLS.copy()
-    ours = run_layer(layer, *args, training=training)
-    calls = fast_peephole.CALLS - before
-    assert calls["forward"] == 1 and calls["backward"] == int(training), calls
-    with monkeypatch.context() as m:
-        m.setattr(fast_peephole, "covers", lambda *a: False)  # the cell's sequence() returns None
-        ref = run_layer(layer, *args, training=training)
-    assert fast_peephole.CALLS - before == calls  # the reference did not run in C
-    return ours, ref, calls
-
-
-def assert_all_close(ours, ref, tol, names=("outputs", "dx", "grads", "state grads")):
-    for name, a, b in zip(names, ours, ref):
-        if b is None:
-            assert a is None
-            continue
-        for k, (u, v) in enumerate(zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b])):
-            assert u.dtype == v.dtype, (name, k)
-            assert_close(f"{name}[{k}]", u, v, tol)
+    return harness.both_paths(monkeypatch, fast_peephole, layer, *args, training=training)
 
 
 @pytest.mark.parametrize("threads", [2, 1], ids=["two-threads", "one-thread"])
@@ -107,37 +78,17 @@ def test_c_loop_passes_finite_differences(monkeypatch, masking):
     rng = np.random.default_rng(4)
     B, T, D, H = 6, 5, 3, 4
     layer = make_layer(D, H, T, "float64", seed=11)
-    before = fast_peephole.CALLS.copy()
-    report = check_layer(layer, rng.standard_normal((B, T, D)), mask=make_mask(masking, B, T, rng),
-                         initial_state=[rng.uniform(-0.8, 0.8, (B, H)) for _ in range(2)])
-    assert report.ok, report
-    calls = fast_peephole.CALLS - before
-    assert calls["backward"] >= 1 and calls["forward"] >= 1
+    calls = harness.gradcheck_calls(fast_peephole, layer, rng.standard_normal((B, T, D)),
+                                    mask=make_mask(masking, B, T, rng),
+                                    initial_state=[rng.uniform(-0.8, 0.8, (B, H)) for _ in range(2)])
     assert calls["backward_mask"] == (calls["backward"] if masking != "none" else 0)
 
 
 def child_check() -> None:
     """Run in a subprocess with LSTMLAB_ISA set: masked, with dropout, both dtypes, both thread counts."""
-    import pytest as _pytest
-
-    rng = np.random.default_rng(0)
-    with _pytest.MonkeyPatch.context() as mp:
-        for threads in (1, 2):
-            parallel._THREADS = threads
-            for dtype in ("float64", "float32"):
-                B, T, D, H = 9, 6, 7, 33
-                layer = make_layer(D, H, T, dtype, seed=3, recurrent_dropout=0.3)
-                args = (rng.standard_normal((B, T, D)).astype(dtype), make_mask("holes", B, T, rng),
-                        [rng.uniform(-0.8, 0.8, (B, H)).astype(dtype) for _ in range(2)],
-                        [rng.standard_normal(s).astype(dtype) for s in [(B, T, H), (B, H), (B, H)]])
-                ours, ref, _ = both_paths(mp, layer, *args)
-                assert_all_close(ours, ref, TOL[dtype], names=[f"{_fast.ISA} {n}" for n in
-                                                                ("outputs", "dx", "grads", "state grads")])
-    print("checked", _fast.ISA)
+    harness.check_square_states(make_layer, fast_peephole)
 
 
 @pytest.mark.parametrize("isa", RUNNABLE)
 def test_every_variant_equals_the_reference(isa):
-    r = run_child(isa, "import test_fast_peephole as t; t.child_check()")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.strip() == f"checked {isa}"
+    harness.assert_variant_ran(isa, "test_fast_peephole")
