@@ -42,7 +42,8 @@ KERNELS = None
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
-SGEMM = False  # lstmlab's own AVX-512 float32 GEMM (sgemm.c) was built; LSTMLAB_SGEMM=0 turns it off
+OWN_GEMM = False  # lstmlab's own float32 GEMM was built (sgemm.c, AVX-512; sgemm_avx2.c, AVX2); LSTMLAB_SGEMM=0: off
+SGEMM = False  # the AVX-512 variant's own GEMM and the fused float32 engines on it (lstm_avx512.c, gru_avx512.c)
 ISAS = ("avx512", "avx2", "generic")  # the variants setup.py can build, best first
 ISA = None  # the variant loaded, one of ISAS (None: no kernels)
 ISA_REASON = ""  # why that variant: forced or chosen, which were built, which this CPU runs
@@ -116,7 +117,7 @@ def _find_openblas():
 
 
 def _load():
-    global KERNELS, SET_THREADS_LOCAL, REASON, SGEMM, ISA, ISA_REASON
+    global KERNELS, SET_THREADS_LOCAL, REASON, OWN_GEMM, SGEMM, ISA, ISA_REASON
     forced = _requested_isa()  # a misspelt LSTMLAB_ISA is refused even when the fast path is off
     if os.environ.get("LSTMLAB_FAST", "1") == "0":
         REASON = "disabled by LSTMLAB_FAST=0"
@@ -146,7 +147,7 @@ def _load():
     lib.loop_set_blas.argtypes, lib.loop_set_blas.restype = [P] * 4, None
     lib.loop_set_blas(*pointers)  # the GRU and simple-RNN loops' own pointers (loop_blas.c)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I] + [P] * 4
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I] + [P] * 4  # U, then packed U
         getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I] + [P] * 3
         # the GRU's loops (gru_loops.c) and the simple RNN's (rnn_loop.c): rows b0..b1, then mask, rmask, ...
         getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I] + [P] * 4
@@ -176,7 +177,8 @@ def _load():
     lib.lk_sgemm_prepacked_steps.restype = None
     KERNELS = lib
     ISA, ISA_REASON = isa, why
-    SGEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
+    OWN_GEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
+    SGEMM = OWN_GEMM and isa == "avx512"  # the engines are compiled only where __AVX512F__ is (the x86-64-v4 build)
 
 
 _load()

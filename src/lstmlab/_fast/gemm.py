@@ -1,7 +1,14 @@
-"""GEMM dispatch: lstmlab's own float32 GEMM (``sgemm.c``, AVX-512) where it was built, else NumPy's BLAS.
+"""GEMM dispatch: lstmlab's own float32 GEMM where it was built, else NumPy's BLAS.
 
-The own GEMM takes transposed views and row or column slices as they are (it
-reads them in place or while packing). A kernel used by many products (the
+The own GEMM is ``sgemm.c`` in the AVX-512 variant and ``sgemm_avx2.c`` in
+the AVX2 one (``_fast.OWN_GEMM``). The AVX-512 variant uses it for every
+float32 product (:func:`own_gemm`, ``_fast.SGEMM``: with the fused float32
+engines that sit on its register tiles); the AVX2 variant for the products of
+the time loops only (:func:`packed_for_steps`: the recurrent kernel packed
+once per call instead of by BLAS at every step), the big products staying on
+NumPy's OpenBLAS, which has more than one thread and an AVX2 kernel of its
+own. The own GEMM takes transposed views and row or column slices as they are
+(it reads them in place or while packing). A kernel used by many products (the
 recurrent kernel at every step, the output layer's kernel in every block) is
 packed once per call into a per-thread buffer and multiplied from there.
 ``LSTMLAB_SGEMM=0`` turns the own GEMM off (see :mod:`lstmlab._fast`).
@@ -19,7 +26,8 @@ PARALLEL_MIN_FLOPS = 4e6  # below this, one thread is faster than handing work t
 
 
 def own_gemm(dtype) -> bool:
-    """True when products of ``dtype`` run on lstmlab's own GEMM (float32, built with AVX-512, not turned off)."""
+    """True when products of ``dtype`` run on lstmlab's own AVX-512 GEMM and the fused float32 engines
+    (float32, the AVX-512 variant, not turned off). The AVX2 variant's own GEMM: :func:`packed_for_steps`."""
     return _fast.SGEMM and dtype == np.float32
 
 
@@ -88,9 +96,10 @@ def pack(name: str, src, transpose: bool, k: int, n: int):
 def packed_for_steps(W, transpose: bool, T: int):
     """The recurrent kernel (or its transpose) packed once for all steps of a call, or None.
 
-    None means the time loop calls NumPy's BLAS at every step: float64, no own GEMM, or too few steps.
+    None means the time loop calls NumPy's BLAS at every step: float64, no own GEMM (the generic variant), or
+    too few steps. The buffer's layout is the loaded variant's (panels of 64 columns with AVX-512, 16 with AVX2).
     """
-    if not own_gemm(W.dtype) or T < PACK_MIN_STEPS:
+    if not (_fast.OWN_GEMM and W.dtype == np.float32) or T < PACK_MIN_STEPS:
         return None
     k, n = (W.shape[1], W.shape[0]) if transpose else W.shape
     return pack("packed", W, transpose, k, n)

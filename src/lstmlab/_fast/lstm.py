@@ -134,12 +134,13 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
                             valid=valid, rmask=rmask, hr=hr, hr0=hr0)
     else:
         kern = c_loop("lstm_forward", dtype)
+        packed = packed_for_steps(U, False, T)  # the AVX2 variant's own GEMM, else None: BLAS at every step
 
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
             matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
-            kern(T, B, H, ptr(z), ptr(U), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1, ptr(valid),
-                 ptr(rmask), ptr(hr), ptr(hr0))
+            kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1,
+                 ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
 
         run(job, B)
     count_call(CALLS, "forward", valid, rmask)
