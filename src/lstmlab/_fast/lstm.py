@@ -68,7 +68,7 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     no barrier. So "auto" splits by units only when the batch is too small to split. (Measured before the
     forward's cell was fused into its GEMM.)
     """
-    if UNIT_SPLIT == "never" or not own_gemm(dtype) or T < PACK_MIN_STEPS or H < 32:
+    if UNIT_SPLIT == "never" or not _units_in_c(dtype) or T < PACK_MIN_STEPS or H < 32:
         return None
     if UNIT_SPLIT == "auto" and B >= 2 * MIN_ROWS_PER_THREAD:
         return None
@@ -78,6 +78,12 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     edges = [int(round(i * (H // 16) / n)) * 16 for i in range(n + 1)]
     edges[-1] = H
     return list(zip(edges[:-1], edges[1:]))
+
+
+def _units_in_c(dtype) -> bool:
+    """True when the loops split by units exist for ``dtype``: float32 on the own GEMM, in the AVX-512 variant
+    (``lstm_avx512.c``) or the AVX2 one (``lstm_units_avx2.c``)."""
+    return own_gemm(dtype) or (_fast.OWN_GEMM and _fast.ISA == "avx2" and dtype == np.float32)
 
 
 def _packed_rows_transposed(U, parts):
@@ -104,7 +110,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         return hs, final, cache if need_cache else None
     dtype = x.dtype
     fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
-    parts = _unit_parts(B, T, H, dtype) if fused else None
+    parts = _unit_parts(B, T, H, dtype)  # None unless the loops split by units exist (AVX-512, AVX2 variants)
     valid, order = padded_rows(mask, B, T, [(0, B)] if parts else split(B))  # (B, T) uint8 in the loops' order
     rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)  # (B, H)
     h0c, c0c = states["h0"], states["c0"]
@@ -132,6 +138,16 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     if fused:
         _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache,
                             valid=valid, rmask=rmask, hr=hr, hr0=hr0)
+    elif parts:  # the AVX2 variant, a batch too small to split: x @ kernel of all steps, then the loop by units
+        matmul(x.reshape(-1, D), kernel, out=z.reshape(-1, 4 * H))
+        edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
+        lk = _fast.KERNELS
+        packed = scratch("packed_units", (int(lk.lstm_avx2_units_packed_size(H, ptr(edges), len(parts))),),
+                         np.float32)
+        if lk.lstm_avx2_units_forward_f32(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(bias_c), ptr(h0c), ptr(c0c),
+                                          ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0), ptr(edges),
+                                          len(parts)) != 0:
+            raise RuntimeError(_NO_THREADS)
     else:
         kern = c_loop("lstm_forward", dtype)
         packed = packed_for_steps(U, False, T)  # the AVX2 variant's own GEMM, else None: BLAS at every step
@@ -198,9 +214,10 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         packs = _packed_rows_transposed(U, parts)
         pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
         edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
-        if _fast.KERNELS.lstm_backward_units_run_f32(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs),
-                                                     ptr(dhs), ptr(dh), ptr(dc), ptr(dz), ptr(valid), ptr(rmask),
-                                                     ptr(carry), ptr(edges), len(parts)) != 0:
+        units_run = (_fast.KERNELS.lstm_backward_units_run_f32 if own_gemm(dtype)  # lstm_avx512.c
+                     else _fast.KERNELS.lstm_avx2_units_backward_f32)  # lstm_units_avx2.c
+        if units_run(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc), ptr(dz),
+                     ptr(valid), ptr(rmask), ptr(carry), ptr(edges), len(parts)) != 0:
             raise RuntimeError(_NO_THREADS)
         dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
     else:
