@@ -188,3 +188,15 @@ def test_float32_layer_by_units_with_masks_and_dropout(monkeypatch):
         ours = fast_lstm.lstm_forward(**p, mask=mask, recurrent_mask=rmask)
         ref = F.lstm_forward(**p, mask=mask, recurrent_mask=rmask)
         assert_close(f"B={B} hs", ours[0], ref[0], 1e-5)
+
+
+@avx2_only
+def test_own_gemm_only_for_small_step_products():
+    # beyond AVX2_STEP_MAX multiply-adds per step and thread, NumPy's BLAS (measured faster there)
+    small, large = np.zeros((128, 512), np.float32), np.zeros((256, 1024), np.float32)
+    assert gemm.packed_for_steps(small, False, 10, rows=16) is not None  # 16 x 128 x 512
+    assert gemm.packed_for_steps(large, False, 10, rows=32) is None  # 32 x 256 x 1024
+    assert gemm.packed_for_steps(large, True, 10, rows=1) is not None
+    assert gemm.packed_for_steps(small, False, 10) is None  # callers that do not say their rows: BLAS, as before
+    assert gemm.packed_for_steps(small, False, gemm.PACK_MIN_STEPS - 1, rows=16) is None
+    assert gemm.packed_for_steps(small.astype(np.float64), False, 10, rows=16) is None

@@ -150,7 +150,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
             raise RuntimeError(_NO_THREADS)
     else:
         kern = c_loop("lstm_forward", dtype)
-        packed = packed_for_steps(U, False, T)  # the AVX2 variant's own GEMM, else None: BLAS at every step
+        rows = max(b1 - b0 for b0, b1 in split(B))  # per thread and step
+        packed = packed_for_steps(U, False, T, rows)  # the AVX2 variant's own GEMM, else None: BLAS at every step
 
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
@@ -222,7 +223,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
     else:
         kern = c_loop("lstm_backward", dtype)
-        packed = packed_for_steps(U, True, T)
+        packed = packed_for_steps(U, True, T, max(b1 - b0 for b0, b1 in split(B)))
         hr, hr0 = cache["hr"], cache["hr0"]
 
         def job(b0, b1):
