@@ -25,9 +25,18 @@ loader asks the generic variant what the CPU runs (``lk_cpu_level`` in
 built variants it runs; ``LSTMLAB_ISA=avx512|avx2|generic`` forces one and is
 refused (ValueError) when that one was not built or this CPU cannot run it.
 ``ISA`` is the variant loaded, ``ISA_REASON`` says why it was chosen and what
-else was built and runnable. Only the AVX-512 variant has the own GEMM and the
-fused float32 LSTM engine; the others set ``SGEMM`` False and use NumPy's
-BLAS with the generic cell loops, with the same results.
+else was built and runnable. What each variant has, beyond the generic cell
+loops on NumPy's BLAS (same results everywhere, tests hold each to the
+reference):
+
+* ``avx512``: the own GEMM (``sgemm.c``) and the fused float32 engines on it
+  (``lstm_avx512.c``, ``gru_avx512.c``): ``OWN_GEMM`` and ``SGEMM`` True;
+* ``avx2``: its own GEMM (``sgemm_avx2.c``, 8-float vectors) for the float32
+  LSTM's per-step products where they are small (see ``gemm.AVX2_STEP_MAX``),
+  the float32 LSTM cell in AVX2 registers (``lstm_avx2.c``) and the LSTM loops
+  split by units for batches too small to split (``lstm_units_avx2.c``):
+  ``OWN_GEMM`` True, ``SGEMM`` False (no fused engines);
+* ``generic``: neither, ``OWN_GEMM`` and ``SGEMM`` False.
 """
 from __future__ import annotations
 

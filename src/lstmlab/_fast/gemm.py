@@ -3,11 +3,10 @@
 The own GEMM is ``sgemm.c`` in the AVX-512 variant and ``sgemm_avx2.c`` in
 the AVX2 one (``_fast.OWN_GEMM``). The AVX-512 variant uses it for every
 float32 product (:func:`own_gemm`, ``_fast.SGEMM``: with the fused float32
-engines that sit on its register tiles); the AVX2 variant for the products of
-the time loops only (:func:`packed_for_steps`: the recurrent kernel packed
-once per call instead of by BLAS at every step), the big products staying on
-NumPy's OpenBLAS, which has more than one thread and an AVX2 kernel of its
-own. The own GEMM takes transposed views and row or column slices as they are
+engines that sit on its register tiles); the AVX2 variant for the small
+products of the time loops only (:func:`packed_for_steps`: the recurrent
+kernel packed once per call instead of by BLAS at every step), the others
+staying on NumPy's OpenBLAS, whose kernels measured faster on large products. The own GEMM takes transposed views and row or column slices as they are
 (it reads them in place or while packing). A kernel used by many products (the
 recurrent kernel at every step, the output layer's kernel in every block) is
 packed once per call into a per-thread buffer and multiplied from there.

@@ -14,15 +14,18 @@ reference, so these functions are always safe to call. The reference stays the o
   in registers with lstmlab's own exp, sigmoid and tanh, so neither product is
   stored and read back; it runs on lstmlab's C worker threads (``pool.c``),
   which start a call's parts within microseconds;
-* elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``) the
-  input projection of all steps is one GEMM before the loop, and each step one
-  GEMM and one fused pass over the units (``lstm_forward_f32`` / ``_f64``,
-  ``lstm_backward_*`` in ``cells_generic.c``; the float32 cell step in AVX-512
-  registers, ``lstm_avx512.c``);
+* elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``, the
+  AVX2 and generic variants) the input projection of all steps is one GEMM
+  before the loop, and each step one GEMM and one fused pass over the units
+  (``lstm_forward_f32`` / ``_f64``, ``lstm_backward_*`` in ``cells_generic.c``;
+  the float32 cell step in AVX-512 registers, ``lstm_avx512.c``, or AVX2 ones,
+  ``lstm_avx2.c``; the step's product on the own GEMM with the recurrent kernel
+  packed once per call where :func:`.gemm.packed_for_steps` says so);
 * the batch is split across the cores (see :mod:`.parallel`): each thread
   runs the whole time loop for its rows, so there is no per-step barrier; a
   batch too small to split (B < 8) is split by hidden units instead, the parts
-  meeting once per step (both unit-split loops run on the C worker threads);
+  meeting once per step (both unit-split loops run on the C worker threads;
+  AVX-512: ``lstm_avx512.c``, AVX2: ``lstm_units_avx2.c``);
 * the weight gradients are GEMMs over all T*B rows (with a mask, the valid
   ones only), after the loop;
 * masks: the rows are sorted by length (see :func:`.recurrent.padded_rows`)
