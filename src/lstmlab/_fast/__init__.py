@@ -175,7 +175,7 @@ def _load():
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
     # the AVX2 variant's unit-split loops (lstm_units_avx2.c; stubs returning -1 elsewhere)
-    lib.lstm_avx2_units_forward_f32.argtypes = [I, I, I] + [P] * 12 + [P, C]
+    lib.lstm_avx2_units_forward_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [P, C]
     lib.lstm_avx2_units_forward_f32.restype = C
     lib.lstm_avx2_units_backward_f32.argtypes = lib.lstm_backward_units_run_f32.argtypes
     lib.lstm_avx2_units_backward_f32.restype = C

@@ -141,16 +141,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     if fused:
         _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache,
                             valid=valid, rmask=rmask, hr=hr, hr0=hr0)
-    elif parts:  # the AVX2 variant, a batch too small to split: x @ kernel of all steps, then the loop by units
-        matmul(x.reshape(-1, D), kernel, out=z.reshape(-1, 4 * H))
-        edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
-        lk = _fast.KERNELS
-        packed = scratch("packed_units", (int(lk.lstm_avx2_units_packed_size(H, ptr(edges), len(parts))),),
-                         np.float32)
-        if lk.lstm_avx2_units_forward_f32(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(bias_c), ptr(h0c), ptr(c0c),
-                                          ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0), ptr(edges),
-                                          len(parts)) != 0:
-            raise RuntimeError(_NO_THREADS)
+    elif parts:  # the AVX2 variant, a batch too small to split: the loop by units (lstm_units_avx2.c)
+        _lstm_forward_units_avx2(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, valid, rmask, hr, hr0)
     else:
         kern = c_loop("lstm_forward", dtype)
         rows = max(b1 - b0 for b0, b1 in split(B))  # per thread and step
@@ -198,6 +190,28 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
                                      ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0),
                                      int(keep_gates), ptr(packed_kernel), ptr(packed), len(edges) - 1,
                                      int(bool(parts)), ptr(edges)) != 0:
+        raise RuntimeError(_NO_THREADS)
+
+
+def _lstm_forward_units_avx2(x, kernel, U, bias, h0, c0, z, hs, cs, parts, valid, rmask, hr, hr0):
+    """The float32 forward split by units in the AVX2 variant, one C call (``lstm_avx2_units_forward_f32``):
+    x @ kernel of all steps into z, then the time loop, each part with its units' columns of the recurrent
+    kernel packed for the own GEMM. Arguments as :func:`_lstm_forward_fused`."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    lk = _fast.KERNELS
+    layout = operand_layout(kernel)
+    if layout is None or layout[0]:  # the GEMM's packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
+    packed = scratch("packed_units", (int(lk.lstm_avx2_units_packed_size(H, ptr(edges), len(parts))),), np.float32)
+    status = lk.lstm_avx2_units_forward_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(z), ptr(U), ptr(packed),
+                                            ptr(bias), ptr(h0), ptr(c0), ptr(hs), ptr(cs), ptr(valid), ptr(rmask),
+                                            ptr(hr), ptr(hr0), ptr(edges), len(parts))
+    if status == -2:
+        raise MemoryError("lstmlab's GEMM could not allocate its packing buffer")
+    if status != 0:
         raise RuntimeError(_NO_THREADS)
 
 
