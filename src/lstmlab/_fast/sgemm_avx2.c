@@ -134,8 +134,8 @@ static void tile(int mr, int ta, int full, int64_t kc, const float *a, int64_t l
 /* Rows [0, mr) of A[:, 0:kc] copied p-major: apack[p * MR + r] = A[r, p]. The tile then reads one short
    contiguous run per p instead of mr rows that lie far apart (a time loop's rows are T*H floats apart, so
    every row is its own page and its own prefetch stream). Measured in the LSTM forward at (64, 100, 128,
-   256) on a shared machine, min of 9: own GEMM / BLAS per step 81.9 / 70.8 ms before, 48.2 / 48.9 after
-   (with the two-p loop of tile_product, added in the same round). */
+   256) on a shared machine, min of 9, own GEMM / BLAS per step: 81.9 / 70.8 ms without it, 48.2 / 48.9
+   with it (the load differed between the two runs: the ratio is what to read). */
 static void pack_rows(int ta, int mr, int64_t kc, const float *a, int64_t lda, float *apack) {
     for (int r = 0; r < mr; r++)
         for (int64_t p = 0; p < kc; p++) apack[p * MR + r] = ta ? a[p * lda + r] : a[r * lda + p];
