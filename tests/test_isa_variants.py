@@ -47,8 +47,8 @@ def run_child(env_isa: str | None, code: str = "import test_isa_variants as t; t
 
 # -- run in the subprocess -----------------------------------------------------------------------------------
 # Shapes that take every path a variant has: one step (BLAS per step), 3 sequences on one thread, a batch
-# split over the threads, the fused float32 loop (T >= 4) and, on AVX-512, the loop split by units (B = 1,
-# H >= 32), with ragged 16-float vectors (H = 33, 4H = 132).
+# split over the threads, the fused float32 loop (T >= 4; AVX2: the loop on the own GEMM) and, on AVX-512 and
+# AVX2, the loop split by units (B = 1, H >= 32), with ragged 16- and 8-float vectors (H = 33, 4H = 132).
 CHILD_SHAPES = [(1, 1, 3, 5), (3, 6, 4, 9), (9, 5, 7, 33), (1, 8, 5, 40)]
 
 
@@ -118,8 +118,10 @@ def child_check() -> None:
     assert _fast.available(), _fast.REASON
     assert _fast.ISA == forced, f"LSTMLAB_ISA={forced} but {_fast.ISA} was loaded ({_fast.ISA_REASON})"
     assert "forced by LSTMLAB_ISA" in _fast.ISA_REASON, _fast.ISA_REASON
-    # Only the AVX-512 variant has the own GEMM (sgemm.c); the others must take NumPy's BLAS.
+    # The AVX-512 variant has the own GEMM (sgemm.c) and the fused engines on it (SGEMM); the AVX2 variant its
+    # own GEMM (sgemm_avx2.c) for the time loops' products, not the engines; the generic variant NumPy's BLAS.
     assert _fast.SGEMM == (forced == "avx512"), f"{forced}: SGEMM is {_fast.SGEMM}"
+    assert _fast.OWN_GEMM == (forced in ("avx512", "avx2")), f"{forced}: OWN_GEMM is {_fast.OWN_GEMM}"
     for kind in ("lstm", "gru"):
         for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
             check_functional(kind, dtype, tol)

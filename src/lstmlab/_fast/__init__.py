@@ -25,9 +25,18 @@ loader asks the generic variant what the CPU runs (``lk_cpu_level`` in
 built variants it runs; ``LSTMLAB_ISA=avx512|avx2|generic`` forces one and is
 refused (ValueError) when that one was not built or this CPU cannot run it.
 ``ISA`` is the variant loaded, ``ISA_REASON`` says why it was chosen and what
-else was built and runnable. Only the AVX-512 variant has the own GEMM and the
-fused float32 LSTM engine; the others set ``SGEMM`` False and use NumPy's
-BLAS with the generic cell loops, with the same results.
+else was built and runnable. What each variant has, beyond the generic cell
+loops on NumPy's BLAS (same results everywhere, tests hold each to the
+reference):
+
+* ``avx512``: the own GEMM (``sgemm.c``) and the fused float32 engines on it
+  (``lstm_avx512.c``, ``gru_avx512.c``): ``OWN_GEMM`` and ``SGEMM`` True;
+* ``avx2``: its own GEMM (``sgemm_avx2.c``, 8-float vectors) for the float32
+  LSTM's per-step products where they are small (see ``gemm.AVX2_STEP_MAX``),
+  the float32 LSTM cell in AVX2 registers (``lstm_avx2.c``) and the LSTM loops
+  split by units for batches too small to split (``lstm_units_avx2.c``):
+  ``OWN_GEMM`` True, ``SGEMM`` False (no fused engines);
+* ``generic``: neither, ``OWN_GEMM`` and ``SGEMM`` False.
 """
 from __future__ import annotations
 
@@ -42,7 +51,8 @@ KERNELS = None
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 SET_THREADS_LOCAL = None
 REASON = ""
-SGEMM = False  # lstmlab's own AVX-512 float32 GEMM (sgemm.c) was built; LSTMLAB_SGEMM=0 turns it off
+OWN_GEMM = False  # lstmlab's own float32 GEMM was built (sgemm.c, AVX-512; sgemm_avx2.c, AVX2); LSTMLAB_SGEMM=0: off
+SGEMM = False  # the AVX-512 variant's own GEMM and the fused float32 engines on it (lstm_avx512.c, gru_avx512.c)
 ISAS = ("avx512", "avx2", "generic")  # the variants setup.py can build, best first
 ISA = None  # the variant loaded, one of ISAS (None: no kernels)
 ISA_REASON = ""  # why that variant: forced or chosen, which were built, which this CPU runs
@@ -116,7 +126,7 @@ def _find_openblas():
 
 
 def _load():
-    global KERNELS, SET_THREADS_LOCAL, REASON, SGEMM, ISA, ISA_REASON
+    global KERNELS, SET_THREADS_LOCAL, REASON, OWN_GEMM, SGEMM, ISA, ISA_REASON
     forced = _requested_isa()  # a misspelt LSTMLAB_ISA is refused even when the fast path is off
     if os.environ.get("LSTMLAB_FAST", "1") == "0":
         REASON = "disabled by LSTMLAB_FAST=0"
@@ -146,7 +156,7 @@ def _load():
     lib.loop_set_blas.argtypes, lib.loop_set_blas.restype = [P] * 4, None
     lib.loop_set_blas(*pointers)  # the GRU and simple-RNN loops' own pointers (loop_blas.c)
     for sfx in ("f32", "f64"):
-        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 7 + [I, I] + [P] * 4
+        getattr(lib, f"lstm_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I] + [P] * 4  # U, then packed U
         getattr(lib, f"lstm_backward_{sfx}").argtypes = [I, I, I] + [P] * 9 + [I, I] + [P] * 3
         # the GRU's loops (gru_loops.c) and the simple RNN's (rnn_loop.c): rows b0..b1, then mask, rmask, ...
         getattr(lib, f"gru_forward_{sfx}").argtypes = [I, I, I] + [P] * 8 + [I, I] + [P] * 4
@@ -164,6 +174,12 @@ def _load():
     lib.lstm_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 11 + [C, P, P, C, C, P]
     lib.lstm_forward_fused_run_f32.restype = C
     lib.lstm_fused_packed_size.argtypes, lib.lstm_fused_packed_size.restype = [I, I], I
+    # the AVX2 variant's unit-split loops (lstm_units_avx2.c; stubs returning -1 elsewhere)
+    lib.lstm_avx2_units_forward_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [P, C]
+    lib.lstm_avx2_units_forward_f32.restype = C
+    lib.lstm_avx2_units_backward_f32.argtypes = lib.lstm_backward_units_run_f32.argtypes
+    lib.lstm_avx2_units_backward_f32.restype = C
+    lib.lstm_avx2_units_packed_size.argtypes, lib.lstm_avx2_units_packed_size.restype = [I, P, C], I
     lib.gru_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [C, C, P, P]  # gru_avx512.c
     lib.gru_forward_fused_run_f32.restype = C
     lib.gru_fused_packed_size.argtypes, lib.gru_fused_packed_size.restype = [I, I], I
@@ -176,7 +192,8 @@ def _load():
     lib.lk_sgemm_prepacked_steps.restype = None
     KERNELS = lib
     ISA, ISA_REASON = isa, why
-    SGEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
+    OWN_GEMM = bool(lib.lk_sgemm_available()) and os.environ.get("LSTMLAB_SGEMM", "1") != "0"
+    SGEMM = OWN_GEMM and isa == "avx512"  # the engines are compiled only where __AVX512F__ is (the x86-64-v4 build)
 
 
 _load()

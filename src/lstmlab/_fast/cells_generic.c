@@ -37,6 +37,7 @@
 #include <stddef.h>
 
 #include "cells.h"
+#include "lstm_avx2.h"
 #include "sgemm.h"
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
@@ -141,12 +142,15 @@ static __attribute__((noinline, unused)) void lstm_cell_backward_generic_##SFX( 
     }                                                                                                    \
 }                                                                                                        \
                                                                                                          \
-/* LSTM forward, one GEMM per step accumulating into z_t (BLAS; float64, or float32 without the own GEMM:  \
-   with it, lstm_forward_fused_run_f32 below runs instead). On entry z[b, t] holds x_t @ kernel; on exit the   \
+/* LSTM forward, one GEMM per step accumulating into z_t (float64, or float32 without the AVX-512 engine,  \
+   whose lstm_forward_fused_run_f32 runs instead). packed (float32, may be NULL): the recurrent kernel      \
+   packed once per call for the own GEMM (the AVX2 variant's sgemm_avx2.c); NULL: BLAS at every step.      \
+   On entry z[b, t] holds x_t @ kernel; on exit the                                                        \
    activated gates i, f, g, o (at valid steps). bias (4H) may be NULL. mask (B, T) may be NULL (cells.h).    \
    Recurrent dropout: rmask (B, H) multiplies h_{t-1} where it enters the recurrent kernel; the product      \
    reads hr (B, T, H) and hr0 (B, H), which are hs and h0 without dropout, else h_t * rmask kept here. */     \
-void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const REAL *bias,        \
+void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U, const float *packed,     \
+                        const REAL *bias,                                                                \
                         const REAL *h0, const REAL *c0, REAL *hs, REAL *cs, int64_t b0, int64_t b1,      \
                         const uint8_t *mask, const REAL *rmask, REAL *hr, const REAL *hr0) {             \
     const int64_t G = 4 * H;                                                                             \
@@ -156,8 +160,8 @@ void lstm_forward_##SFX(int64_t T, int64_t B, int64_t H, REAL *z, const REAL *U,
         active_rows(mask, T, t, b0, b1, &lo, &hi);                                                       \
         /* z_t += (h_{t-1} * rmask) @ recurrent_kernel, for the rows still running */                   \
         if (hi > lo)                                                                                     \
-            rows_times_##SFX(0, hi - lo, G, H, t ? hr + (lo * T + t - 1) * H : hr0 + lo * H, t ? T * H : H, \
-                             U, 1, z + (lo * T + t) * G, T * G);                                         \
+            recurrent_##SFX(packed, 0, hi - lo, G, H, t ? hr + (lo * T + t - 1) * H : hr0 + lo * H,     \
+                            t ? T * H : H, U, 1, z + (lo * T + t) * G, T * G);                           \
         for (int64_t b = b0; b < b1; b++) {                                                              \
             REAL *h = hs + (b * T + t) * H, *c = cs + (b * T + t) * H;                                   \
             const REAL *c_prev = t ? cs + (b * T + t - 1) * H : c0 + b * H;                              \
@@ -223,7 +227,9 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
 
 /* Only float32 has its own GEMM; float64 (the accuracy path) never gets a packed operand. */
 
-#if !defined(__AVX512F__)  /* with AVX-512, the float32 LSTM cell is the one-pass cell of lstm_avx512.c (cells.h) */
+/* with AVX-512, the float32 LSTM cell is the one-pass cell of lstm_avx512.c (cells.h); with AVX2 and FMA,
+   lstm_avx2.c's (lstm_avx2.h) */
+#if !defined(__AVX512F__) && !defined(LSTMLAB_AVX2_CELLS)
 #define lstm_cell_forward_f32 lstm_cell_forward_generic_f32
 #define lstm_cell_backward_f32 lstm_cell_backward_generic_f32
 #endif

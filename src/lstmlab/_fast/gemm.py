@@ -1,7 +1,13 @@
-"""GEMM dispatch: lstmlab's own float32 GEMM (``sgemm.c``, AVX-512) where it was built, else NumPy's BLAS.
+"""GEMM dispatch: lstmlab's own float32 GEMM where it was built, else NumPy's BLAS.
 
-The own GEMM takes transposed views and row or column slices as they are (it
-reads them in place or while packing). A kernel used by many products (the
+The own GEMM is ``sgemm.c`` in the AVX-512 variant and ``sgemm_avx2.c`` in
+the AVX2 one (``_fast.OWN_GEMM``). The AVX-512 variant uses it for every
+float32 product (:func:`own_gemm`, ``_fast.SGEMM``: with the fused float32
+engines that sit on its register tiles); the AVX2 variant for the small
+products of the time loops only (:func:`packed_for_steps`: the recurrent
+kernel packed once per call instead of by BLAS at every step), the others
+staying on NumPy's OpenBLAS, whose kernels measured faster on large products. The own GEMM takes transposed views and row or column slices as they are
+(it reads them in place or while packing). A kernel used by many products (the
 recurrent kernel at every step, the output layer's kernel in every block) is
 packed once per call into a per-thread buffer and multiplied from there.
 ``LSTMLAB_SGEMM=0`` turns the own GEMM off (see :mod:`lstmlab._fast`).
@@ -16,10 +22,17 @@ from .workspace import scratch
 
 PACK_MIN_STEPS = 4  # shorter calls (generation: one step) use BLAS per step rather than pack the kernel
 PARALLEL_MIN_FLOPS = 4e6  # below this, one thread is faster than handing work to the pool
+# The AVX2 variant's own GEMM runs a time loop's products up to this many multiply-adds per step and thread
+# (rows x k x n); above, NumPy's BLAS at every step. Measured in the LSTM loops (min of 15, ms, own / BLAS):
+# (32, 100, 64, 128), 16 x 128 x 512 per step: inference 6.5 / 6.5, training 18 / 22; (64, 100, 128, 256),
+# 32 x 256 x 1024: inference 48 / 43, training 128 / 134; (128, 50, 512, 512): 201 / 178, 579 / 534. (Here
+# BLAS is OpenBLAS's AVX-512 kernel, 1.5x the AVX2 tile's speed on large products.)
+AVX2_STEP_MAX = 1 << 22
 
 
 def own_gemm(dtype) -> bool:
-    """True when products of ``dtype`` run on lstmlab's own GEMM (float32, built with AVX-512, not turned off)."""
+    """True when products of ``dtype`` run on lstmlab's own AVX-512 GEMM and the fused float32 engines
+    (float32, the AVX-512 variant, not turned off). The AVX2 variant's own GEMM: :func:`packed_for_steps`."""
     return _fast.SGEMM and dtype == np.float32
 
 
@@ -85,14 +98,19 @@ def pack(name: str, src, transpose: bool, k: int, n: int):
     return buf
 
 
-def packed_for_steps(W, transpose: bool, T: int):
+def packed_for_steps(W, transpose: bool, T: int, rows: int | None = None):
     """The recurrent kernel (or its transpose) packed once for all steps of a call, or None.
 
-    None means the time loop calls NumPy's BLAS at every step: float64, no own GEMM, or too few steps.
+    None means the time loop calls NumPy's BLAS at every step: float64, no own GEMM (the generic variant), or
+    too few steps. The buffer's layout is the loaded variant's (panels of 64 columns with AVX-512, 16 with AVX2).
+    The AVX2 variant packs only when the caller says how many ``rows`` one thread multiplies per step and the
+    product is small enough (see ``AVX2_STEP_MAX``): beyond, BLAS's per-call packing is paid back.
     """
-    if not own_gemm(W.dtype) or T < PACK_MIN_STEPS:
+    if not (_fast.OWN_GEMM and W.dtype == np.float32) or T < PACK_MIN_STEPS:
         return None
     k, n = (W.shape[1], W.shape[0]) if transpose else W.shape
+    if not _fast.SGEMM and (rows is None or rows * k * n > AVX2_STEP_MAX):
+        return None
     return pack("packed", W, transpose, k, n)
 
 

@@ -14,15 +14,18 @@ reference, so these functions are always safe to call. The reference stays the o
   in registers with lstmlab's own exp, sigmoid and tanh, so neither product is
   stored and read back; it runs on lstmlab's C worker threads (``pool.c``),
   which start a call's parts within microseconds;
-* elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``) the
-  input projection of all steps is one GEMM before the loop, and each step one
-  GEMM and one fused pass over the units (``lstm_forward_f32`` / ``_f64``,
-  ``lstm_backward_*`` in ``cells_generic.c``; the float32 cell step in AVX-512
-  registers, ``lstm_avx512.c``);
+* elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``, the
+  AVX2 and generic variants) the input projection of all steps is one GEMM
+  before the loop, and each step one GEMM and one fused pass over the units
+  (``lstm_forward_f32`` / ``_f64``, ``lstm_backward_*`` in ``cells_generic.c``;
+  the float32 cell step in AVX-512 registers, ``lstm_avx512.c``, or AVX2 ones,
+  ``lstm_avx2.c``; the step's product on the own GEMM with the recurrent kernel
+  packed once per call where :func:`.gemm.packed_for_steps` says so);
 * the batch is split across the cores (see :mod:`.parallel`): each thread
   runs the whole time loop for its rows, so there is no per-step barrier; a
   batch too small to split (B < 8) is split by hidden units instead, the parts
-  meeting once per step (both unit-split loops run on the C worker threads);
+  meeting once per step (both unit-split loops run on the C worker threads;
+  AVX-512: ``lstm_avx512.c``, AVX2: ``lstm_units_avx2.c``);
 * the weight gradients are GEMMs over all T*B rows (with a mask, the valid
   ones only), after the loop;
 * masks: the rows are sorted by length (see :func:`.recurrent.padded_rows`)
@@ -68,7 +71,7 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     no barrier. So "auto" splits by units only when the batch is too small to split. (Measured before the
     forward's cell was fused into its GEMM.)
     """
-    if UNIT_SPLIT == "never" or not own_gemm(dtype) or T < PACK_MIN_STEPS or H < 32:
+    if UNIT_SPLIT == "never" or not _units_in_c(dtype) or T < PACK_MIN_STEPS or H < 32:
         return None
     if UNIT_SPLIT == "auto" and B >= 2 * MIN_ROWS_PER_THREAD:
         return None
@@ -78,6 +81,12 @@ def _unit_parts(B: int, T: int, H: int, dtype):
     edges = [int(round(i * (H // 16) / n)) * 16 for i in range(n + 1)]
     edges[-1] = H
     return list(zip(edges[:-1], edges[1:]))
+
+
+def _units_in_c(dtype) -> bool:
+    """True when the loops split by units exist for ``dtype``: float32 on the own GEMM, in the AVX-512 variant
+    (``lstm_avx512.c``) or the AVX2 one (``lstm_units_avx2.c``)."""
+    return own_gemm(dtype) or (_fast.OWN_GEMM and _fast.ISA == "avx2" and dtype == np.float32)
 
 
 def _packed_rows_transposed(U, parts):
@@ -104,7 +113,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         return hs, final, cache if need_cache else None
     dtype = x.dtype
     fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
-    parts = _unit_parts(B, T, H, dtype) if fused else None
+    parts = _unit_parts(B, T, H, dtype)  # None unless the loops split by units exist (AVX-512, AVX2 variants)
     valid, order = padded_rows(mask, B, T, [(0, B)] if parts else split(B))  # (B, T) uint8 in the loops' order
     rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)  # (B, H)
     h0c, c0c = states["h0"], states["c0"]
@@ -132,14 +141,18 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     if fused:
         _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache,
                             valid=valid, rmask=rmask, hr=hr, hr0=hr0)
+    elif parts:  # the AVX2 variant, a batch too small to split: the loop by units (lstm_units_avx2.c)
+        _lstm_forward_units_avx2(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, valid, rmask, hr, hr0)
     else:
         kern = c_loop("lstm_forward", dtype)
+        rows = max(b1 - b0 for b0, b1 in split(B))  # per thread and step
+        packed = packed_for_steps(U, False, T, rows)  # the AVX2 variant's own GEMM, else None: BLAS at every step
 
         def job(b0, b1):
             # input projection of all steps: one GEMM per chunk, (b*T, D) @ (D, 4H)
             matmul(x[b0:b1].reshape(-1, D), kernel, out=z[b0:b1].reshape(-1, 4 * H))
-            kern(T, B, H, ptr(z), ptr(U), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1, ptr(valid),
-                 ptr(rmask), ptr(hr), ptr(hr0))
+            kern(T, B, H, ptr(z), ptr(U), ptr(packed), ptr(bias_c), ptr(h0c), ptr(c0c), ptr(hs), ptr(cs), b0, b1,
+                 ptr(valid), ptr(rmask), ptr(hr), ptr(hr0))
 
         run(job, B)
     count_call(CALLS, "forward", valid, rmask)
@@ -180,6 +193,28 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
         raise RuntimeError(_NO_THREADS)
 
 
+def _lstm_forward_units_avx2(x, kernel, U, bias, h0, c0, z, hs, cs, parts, valid, rmask, hr, hr0):
+    """The float32 forward split by units in the AVX2 variant, one C call (``lstm_avx2_units_forward_f32``):
+    x @ kernel of all steps into z, then the time loop, each part with its units' columns of the recurrent
+    kernel packed for the own GEMM. Arguments as :func:`_lstm_forward_fused`."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    lk = _fast.KERNELS
+    layout = operand_layout(kernel)
+    if layout is None or layout[0]:  # the GEMM's packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
+    packed = scratch("packed_units", (int(lk.lstm_avx2_units_packed_size(H, ptr(edges), len(parts))),), np.float32)
+    status = lk.lstm_avx2_units_forward_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(z), ptr(U), ptr(packed),
+                                            ptr(bias), ptr(h0), ptr(c0), ptr(hs), ptr(cs), ptr(valid), ptr(rmask),
+                                            ptr(hr), ptr(hr0), ptr(edges), len(parts))
+    if status == -2:
+        raise MemoryError("lstmlab's GEMM could not allocate its packing buffer")
+    if status != 0:
+        raise RuntimeError(_NO_THREADS)
+
+
 def lstm_backward(dhs, dh_T, dc_T, cache):
     """Same contract as :func:`lstmlab.functional.lstm.lstm_backward`; accepts either path's cache."""
     if cache.get("fast") != "lstm":
@@ -197,14 +232,15 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         packs = _packed_rows_transposed(U, parts)
         pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
         edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
-        if _fast.KERNELS.lstm_backward_units_run_f32(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs),
-                                                     ptr(dhs), ptr(dh), ptr(dc), ptr(dz), ptr(valid), ptr(rmask),
-                                                     ptr(carry), ptr(edges), len(parts)) != 0:
+        units_run = (_fast.KERNELS.lstm_backward_units_run_f32 if own_gemm(dtype)  # lstm_avx512.c
+                     else _fast.KERNELS.lstm_avx2_units_backward_f32)  # lstm_units_avx2.c
+        if units_run(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc), ptr(dz),
+                     ptr(valid), ptr(rmask), ptr(carry), ptr(edges), len(parts)) != 0:
             raise RuntimeError(_NO_THREADS)
         dkernel, drecurrent_kernel, dbias = _weight_grads_all_rows(cache, dz, dx)
     else:
         kern = c_loop("lstm_backward", dtype)
-        packed = packed_for_steps(U, True, T)
+        packed = packed_for_steps(U, True, T, max(b1 - b0 for b0, b1 in split(B)))
         hr, hr0 = cache["hr"], cache["hr0"]
 
         def job(b0, b1):

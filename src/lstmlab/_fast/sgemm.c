@@ -27,8 +27,9 @@
  *   - Ragged edges: fewer than MR rows is a smaller instance of the same
  *     kernel; fewer than NR columns is a masked load and store.
  *
- * Compiled only with AVX-512 (the build uses -march=native); elsewhere
- * lk_sgemm_available() returns 0 and lstmlab uses NumPy's BLAS instead.
+ * Compiled only with AVX-512 (the x86-64-v4 variant); the x86-64-v3 variant
+ * has the same functions with 8-float vectors (sgemm_avx2.c); in the generic
+ * variant lk_sgemm_available() returns 0 and lstmlab uses NumPy's BLAS.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -191,7 +192,9 @@ int lk_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, in
     return 0;
 }
 
-#else /* no AVX-512: lstmlab calls NumPy's BLAS instead; these are never reached */
+#elif !(defined(__AVX2__) && defined(__FMA__))
+/* neither AVX-512 nor AVX2/FMA (the generic variant): lstmlab calls NumPy's BLAS instead; never reached.
+   (With AVX2 and FMA but not AVX-512, sgemm_avx2.c defines these functions.) */
 
 int lk_sgemm_available(void) { return 0; }
 int64_t lk_sgemm_packed_size(int64_t k, int64_t n) { (void)k; (void)n; return 0; }

@@ -1,9 +1,11 @@
-/* lstmlab's own float32 GEMM (sgemm.c). Row-major; ta / tb: the operand is stored transposed. */
+/* lstmlab's own float32 GEMM (sgemm.c with AVX-512, sgemm_avx2.c with AVX2/FMA). Row-major; ta / tb: the
+   operand is stored transposed. The packed layout differs between the two (panels of 64 or 16 columns): a
+   buffer packed by one variant is only read by the same variant. */
 #ifndef LSTMLAB_SGEMM_H
 #define LSTMLAB_SGEMM_H
 #include <stdint.h>
 
-/* 1 when built with AVX-512; otherwise the functions below must not be called. */
+/* 1 when built with AVX-512 or AVX2/FMA; otherwise the functions below must not be called. */
 int lk_sgemm_available(void);
 /* C (m x n, ldc) = A @ B + beta * C, beta 0 or 1. Returns 0, or -1 when out of memory. */
 int lk_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
