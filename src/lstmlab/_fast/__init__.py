@@ -2,9 +2,11 @@
 
 The kernels (``cells_generic.c``: the LSTM time loops for float32 and
 float64; ``gru_loops.c`` and ``rnn_loop.c``: the GRU's and the simple
-RNN's; ``lstm_avx512.c``: the float32 LSTM engine; ``sgemm.c``: the own
-GEMM; ``pool.c``: the C worker threads) are built at install time when a C
-compiler is present. They call NumPy's own OpenBLAS (the ILP64
+RNN's; ``peephole_loop.c``, ``projection_loop.c`` and ``layernorm_loop.c``:
+the LSTM variants'; ``lstm_avx512.c`` and ``gru_avx512.c``: the fused float32
+engines; ``lstm_bf16.c``: the bf16 LSTM inference loop; ``sgemm.c`` and
+``sgemm_avx2.c``: the own GEMM; ``pool.c``: the C worker threads) are built at
+install time when a C compiler is present. They call NumPy's own OpenBLAS (the ILP64
 ``scipy_openblas`` that NumPy's wheels ship) through function pointers, so no
 BLAS is linked or installed. When either piece is missing, ``KERNELS`` is
 ``None`` and ``REASON`` says why; lstmlab then runs on the NumPy reference
@@ -13,9 +15,11 @@ path.
 The Python side of the fast path is this package's modules, one job each:
 ``parallel`` (thread count, Python worker pool), ``workspace`` (per-thread
 reused buffers), ``gemm`` (own GEMM or BLAS, packing), ``recurrent`` (what
-the per-cell loops share), ``lstm`` and ``gru`` (the per-cell fast loops) and
-``dense`` (the Dense and fused output layers on all cores). This loader
-imports none of them.
+the per-cell loops share), ``lstm``, ``gru``, ``gru_reset_before``, ``rnn``,
+``peephole``, ``projection``, ``layernorm`` and ``lstm_bf16`` (the per-cell
+fast loops; the last four declare their own C argument types) and ``dense``
+(the Dense and fused output layers on all cores). This loader imports none
+of them.
 
 Instruction sets: setup.py builds the same C files three times on x86-64,
 ``_kernels_avx512`` (x86-64-v4), ``_kernels_avx2`` (x86-64-v3) and
@@ -30,7 +34,8 @@ loops on NumPy's BLAS (same results everywhere, tests hold each to the
 reference):
 
 * ``avx512``: the own GEMM (``sgemm.c``) and the fused float32 engines on it
-  (``lstm_avx512.c``, ``gru_avx512.c``): ``OWN_GEMM`` and ``SGEMM`` True;
+  (``lstm_avx512.c``, ``gru_avx512.c``): ``OWN_GEMM`` and ``SGEMM`` True; and,
+  on a CPU with AVX512_BF16 (``lk_cpu_has_bf16``), the bf16 LSTM loop;
 * ``avx2``: its own GEMM (``sgemm_avx2.c``, 8-float vectors) for the float32
   LSTM's per-step products where they are small (see ``gemm.AVX2_STEP_MAX``),
   the float32 LSTM cell in AVX2 registers (``lstm_avx2.c``) and the LSTM loops
