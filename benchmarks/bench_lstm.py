@@ -857,33 +857,56 @@ def section_char_model(repeats: int, rounds: int) -> None:
     print()
 
 
+# What a CPU that has only AVX2 would run, emulated on this one: NumPy's OpenBLAS pinned to its Haswell kernels
+# (it picks its AVX-512 ones here even under lstmlab's AVX2 variant), PyTorch's ATen and oneDNN capped at AVX2.
+AVX2_CPU = {"ours": {"OPENBLAS_CORETYPE": "Haswell"},
+            "torch": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+
+
 def section_isa(isa: str, repeats: int, rounds: int) -> None:
     """The layer table again with the kernel variant ``isa`` forced (LSTMLAB_ISA), against the variant chosen by
-    default on this CPU and PyTorch: what a CPU that runs only that variant would get, on the same machine."""
-    def timed(spec: dict, forced: str | None) -> dict:
+    default on this CPU and PyTorch: what a CPU that runs only that variant would get, on the same machine.
+    For ``avx2`` also the whole AVX2 CPU emulated (``AVX2_CPU``: every contender's libraries capped at AVX2),
+    since PyTorch and NumPy's BLAS otherwise use this CPU's AVX-512 while lstmlab's variant does not."""
+    def timed(spec: dict, forced: str | None, extra: dict | None = None) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "LSTMLAB_ISA"}
         if forced:
             env["LSTMLAB_ISA"] = forced
+        env.update(extra or {})
         r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
                            env=env)
         if r.returncode != 0:
-            raise RuntimeError(f"worker {spec} (LSTMLAB_ISA={forced}) failed:\n{r.stderr}")
+            raise RuntimeError(f"worker {spec} (LSTMLAB_ISA={forced}, {extra}) failed:\n{r.stderr}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     default = lstmlab._fast.ISA
+    emulate = isa == "avx2"
     print(f"## One LSTM layer, float32, kernel variant {isa} forced (median ms; the default here is {default})\n")
+    if emulate:
+        print("The last three columns emulate a CPU with AVX2 only: "
+              + "; ".join(f"{who}: " + ", ".join(f"{k}={v}" for k, v in env.items()) for who, env in AVX2_CPU.items())
+              + ".\n")
     print(f"| config (B, T, D, H) | mode | lstmlab {isa} | lstmlab {default} | PyTorch | {isa} vs PyTorch "
-          f"| {isa} vs {default} |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          f"| {isa} vs {default} |" + (" lstmlab, AVX2 CPU | PyTorch, AVX2 CPU | ratio, AVX2 CPU |" if emulate else ""))
+    print("|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if emulate else ""))
     for config in CONFIGS:
-        runs = {"forced": [], "default": [], "torch": []}
+        kinds = ["forced", "default", "torch"] + (["forced-cpu", "torch-cpu"] if emulate else [])
+        runs = {k: [] for k in kinds}
         for _ in range(rounds):  # taking turns, as rounds_of does
-            runs["forced"].append(timed({"kind": "ours", "config": config, "repeats": repeats}, isa))
-            runs["default"].append(timed({"kind": "ours", "config": config, "repeats": repeats}, None))
-            runs["torch"].append(timed({"kind": "torch", "config": config, "repeats": repeats}, None))
+            spec = {"config": config, "repeats": repeats}
+            runs["forced"].append(timed({"kind": "ours", **spec}, isa))
+            runs["default"].append(timed({"kind": "ours", **spec}, None))
+            runs["torch"].append(timed({"kind": "torch", **spec}, None))
+            if emulate:
+                runs["forced-cpu"].append(timed({"kind": "ours", **spec}, isa, AVX2_CPU["ours"]))
+                runs["torch-cpu"].append(timed({"kind": "torch", **spec}, None, AVX2_CPU["torch"]))
         for mode in ("inference", "training"):
-            f, d, t = (statistics.median(r[mode] for r in runs[k]) for k in ("forced", "default", "torch"))
-            print(f"| {tuple(config)} | {mode} | {f:.2f} | {d:.2f} | {t:.2f} | {ratio(f, t)} | {ratio(f, d)} |")
+            m = {k: statistics.median(r[mode] for r in runs[k]) for k in kinds}
+            f, d, t = m["forced"], m["default"], m["torch"]
+            line = f"| {tuple(config)} | {mode} | {f:.2f} | {d:.2f} | {t:.2f} | {ratio(f, t)} | {ratio(f, d)} |"
+            if emulate:
+                line += f" {m['forced-cpu']:.2f} | {m['torch-cpu']:.2f} | {ratio(m['forced-cpu'], m['torch-cpu'])} |"
+            print(line)
     print()
 
 
