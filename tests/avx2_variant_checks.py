@@ -83,7 +83,7 @@ def kernel_calls(monkeypatch):
     """{name: [packed-kernel argument or None, ...]} of the LSTM loops the fast path called."""
     calls = {}
     for name in ("lstm_forward_f32", "lstm_forward_f64", "lstm_backward_f32", "lstm_backward_f64",
-                 "lstm_avx2_units_forward_f32", "lstm_avx2_units_backward_f32"):
+                 "lstm_avx2_units_forward_f32", "lstm_backward_units_run_f32"):
         real = getattr(_fast.KERNELS, name)
 
         def spy(*args, _n=name, _f=real):
@@ -139,7 +139,7 @@ def test_lstm_equals_the_reference(monkeypatch, kernel_calls, split, dropout, ma
     sfx = "f32" if dtype == np.float32 else "f64"
     if units:
         assert len(kernel_calls["lstm_avx2_units_forward_f32"]) == 2
-        assert len(kernel_calls["lstm_avx2_units_backward_f32"]) == 1
+        assert len(kernel_calls["lstm_backward_units_run_f32"]) == 1
         assert f"lstm_forward_{sfx}" not in kernel_calls and f"lstm_backward_{sfx}" not in kernel_calls
     else:
         packed = dtype == np.float32 and T >= gemm.PACK_MIN_STEPS

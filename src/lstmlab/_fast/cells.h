@@ -40,10 +40,12 @@ static inline void active_rows(const uint8_t *mask, int64_t T, int64_t t, int64_
     *lo = a, *hi = e;
 }
 
-#if defined(__AVX512F__)
-/* The float32 LSTM cell, one step of one sequence for n units, in AVX-512 registers (lstm_avx512.c): the
-   float32 time loops of cells_generic.c call it at every step, as the unit-split backward does. Arguments
-   as the generic cells of cells_generic.c. Internal to the library (not looked up from Python). */
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+/* The float32 LSTM cell, one step of one sequence for n units, in vector registers: lstm_avx512.c's in the
+   AVX-512 variant, lstm_avx2.c's in the AVX2 variant. The float32 time loops of cells_generic.c call it at
+   every step, as the unit-split backward (lstm_units_backward.c) does. Arguments as the generic cells of
+   cells_generic.c. Internal to the library (not looked up from Python). */
+#define LSTMLAB_VECTOR_CELLS 1
 __attribute__((visibility("hidden"), noinline)) void lstm_cell_forward_f32(
     int64_t n, int64_t gs, float *restrict z, const float *restrict bias, const float *restrict c_prev,
     float *restrict c, float *restrict h, const float *next_z);

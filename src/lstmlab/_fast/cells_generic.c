@@ -37,7 +37,6 @@
 #include <stddef.h>
 
 #include "cells.h"
-#include "lstm_avx2.h"
 #include "sgemm.h"
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
@@ -227,9 +226,9 @@ void lstm_backward_##SFX(int64_t T, int64_t B, int64_t H, const REAL *z, const R
 
 /* Only float32 has its own GEMM; float64 (the accuracy path) never gets a packed operand. */
 
-/* with AVX-512, the float32 LSTM cell is the one-pass cell of lstm_avx512.c (cells.h); with AVX2 and FMA,
-   lstm_avx2.c's (lstm_avx2.h) */
-#if !defined(__AVX512F__) && !defined(LSTMLAB_AVX2_CELLS)
+/* with AVX-512, the float32 LSTM cell is the one-pass cell of lstm_avx512.c; with AVX2 and FMA, lstm_avx2.c's
+   (both declared in cells.h) */
+#if !defined(LSTMLAB_VECTOR_CELLS)
 #define lstm_cell_forward_f32 lstm_cell_forward_generic_f32
 #define lstm_cell_backward_f32 lstm_cell_backward_generic_f32
 #endif

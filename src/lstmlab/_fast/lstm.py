@@ -232,8 +232,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
         packs = _packed_rows_transposed(U, parts)
         pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
         edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
-        units_run = (_fast.KERNELS.lstm_backward_units_run_f32 if own_gemm(dtype)  # lstm_avx512.c
-                     else _fast.KERNELS.lstm_avx2_units_backward_f32)  # lstm_units_avx2.c
+        units_run = _fast.KERNELS.lstm_backward_units_run_f32  # lstm_units_backward.c, both variants
         if units_run(T, B, H, ptr(z), pointers, ptr(cache["c0"]), ptr(cs), ptr(dhs), ptr(dh), ptr(dc), ptr(dz),
                      ptr(valid), ptr(rmask), ptr(carry), ptr(edges), len(parts)) != 0:
             raise RuntimeError(_NO_THREADS)

@@ -16,9 +16,8 @@
 #include <stddef.h>
 
 #include "cells.h"
-#include "lstm_avx2.h"
 
-#if defined(LSTMLAB_AVX2_CELLS)
+#if defined(LSTMLAB_VECTOR_CELLS) && !defined(__AVX512F__)
 #include <immintrin.h>
 
 #include "avx2_math.h"

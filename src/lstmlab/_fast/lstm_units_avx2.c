@@ -1,22 +1,19 @@
 /*
- * lstmlab fast path: the float32 LSTM time loops split by hidden units, AVX2 variant (x86-64-v3).
+ * lstmlab fast path: the float32 LSTM forward split by hidden units, AVX2 variant (x86-64-v3).
  *
  * Why: with one sequence (B = 1, generation-style) the batch cannot be split, so the loop of
  * cells_generic.c runs on one core, and each step's product h_{t-1} @ recurrent_kernel streams the whole
  * kernel (H x 4H: 1 MiB at H = 256, more than a core's L2) from L3. Split by units, part p of the worker
  * threads (pool.c) owns units [u0, u1): its columns of the four gate blocks of the recurrent kernel, packed
  * once per call for the own GEMM (sgemm_avx2.c; half the bytes per core on two cores, which then stay in
- * L2), and their gates, cells and outputs for every sequence. Each step needs all of h_{t-1} (backward: all
- * of dz_t), so the parts meet at a barrier once per step. This is what the AVX-512 variant does in
- * lstm_avx512.c (lstm_backward_units_run_f32, and the forward's by_units part); the backward below is that
- * code on this variant's cell (lstm_avx2.c) and GEMM.
+ * L2), and their gates, cells and outputs for every sequence. Each step needs all of h_{t-1}, so the parts
+ * meet at a barrier once per step. This is what the AVX-512 variant's fused forward does with by_units
+ * (lstm_avx512.c); the backward split by units, shared by both variants, is lstm_units_backward.c.
  *
  * Equations: src/lstmlab/functional/lstm.py. The forward, per step t and part [u0, u1):
  *   z_t[:, q H + u0 : q H + u1] += hr_{t-1} @ U[:, q H + u0 : q H + u1]   for the gates q = i, f, g, o
  *   then (1)-(6) on those units (lstm_cell_forward_f32), with z_t holding x_t @ kernel (one GEMM over all B*T
  *   rows, split between the parts, before the loop). hr is h, or h * rmask with recurrent dropout (the product's input).
- * The backward, per step t and part: the cell backward of its units, barrier (dz_t complete), then
- *   dh_{t-1}[:, u0:u1] = dz_t @ U[u0:u1, :].T   (times rmask; padded rows keep the dh they carry).
  * Masks: padded steps carry h and c through and get a zero gradient; the products run on the rows still
  * running only (rows sorted by length, see cells.h).
  */
@@ -24,24 +21,20 @@
 #include <stddef.h>
 
 #include "cells.h"
-#include "lstm_avx2.h"
 #include "pool.h"
 #include "sgemm.h"
 
-#if defined(LSTMLAB_AVX2_CELLS)
-/* One unit-split call's arguments, shared by its parts (lk_parallel). */
+#if defined(LSTMLAB_VECTOR_CELLS) && !defined(__AVX512F__)
+/* One unit-split forward call's arguments, shared by its parts (lk_parallel). */
 struct units_loop {
     int64_t T, B, H, D;
-    const float *x, *kernel;    /* forward: x (B, T, D), kernel (D, 4H) with rows ld apart */
+    const float *x, *kernel;    /* x (B, T, D), kernel (D, 4H) with rows ld apart */
     int64_t ld;
-    int failed;                 /* forward: a part's GEMM could not allocate its packing buffer */
-    const float *U;             /* forward: the recurrent kernel (H, 4H), packed by each part for its units */
-    float *packed;              /* forward: lk_avx2_units_packed_size(H, edges, parts) floats */
-    const float *const *packs;  /* backward, per part: rows u0..u1 of U packed transposed (4H x n), from Python */
+    int failed;                 /* a part's GEMM could not allocate its packing buffer */
+    const float *U;             /* the recurrent kernel (H, 4H), packed by each part for its units */
+    float *packed;              /* lstm_avx2_units_packed_size(H, edges, parts) floats */
     const float *bias, *h0, *c0;
-    float *z, *hs, *cs;         /* forward: z (B, T, 4H) x_t @ kernel in, gates out */
-    const float *dhs;           /* backward: (B, T, H) or NULL */
-    float *dh, *dc, *dz, *carry;
+    float *z, *hs, *cs;         /* z (B, T, 4H): x_t @ kernel in, gates out */
     const uint8_t *mask;        /* (B, T) or NULL */
     const float *rmask;         /* (B, H) or NULL */
     float *hr;                  /* (B, T, H): hs, or h_t * rmask */
@@ -115,62 +108,6 @@ int lstm_avx2_units_forward_f32(int64_t T, int64_t B, int64_t D, int64_t H, cons
     return f.failed ? -2 : 0;
 }
 
-static void backward_part(void *ctx, int p, int parts) {
-    struct units_loop *f = ctx;
-    const int64_t T = f->T, B = f->B, H = f->H, G = 4 * H, u0 = f->edges[p], u1 = f->edges[p + 1], n = u1 - u0;
-    const float *z = f->z, *cs = f->cs, *dhs = f->dhs;
-    float *dh = f->dh, *dc = f->dc, *dz = f->dz;
-    for (int64_t t = T - 1; t >= 0; t--) {
-        int64_t lo, hi;
-        active_rows(f->mask, T, t, 0, B, &lo, &hi);
-        for (int64_t b = 0; b < B; b++) {
-            const float *zr = z + (b * T + t) * G + u0;
-            float *dzr = dz + (b * T + t) * G + u0;
-            if (!step_valid(f->mask, T, b, t)) {  /* padding: no gradient; dh (with dhs_t), dc pass through */
-                float *d = dh + b * H + u0;
-                if (dhs)
-                    for (int64_t j = 0; j < n; j++) d[j] += dhs[(b * T + t) * H + u0 + j];
-                for (int q = 0; q < 4; q++)
-                    for (int64_t j = 0; j < n; j++) dzr[q * H + j] = 0.0f;
-                if (b >= lo && b < hi)  /* the product below overwrites its dh */
-                    for (int64_t j = 0; j < n; j++) f->carry[b * H + u0 + j] = d[j];
-                continue;
-            }
-            lstm_cell_backward_f32(n, zr, zr + H, zr + 2 * H, zr + 3 * H, cs + (b * T + t) * H + u0,
-                                   (t ? cs + (b * T + t - 1) * H : f->c0 + b * H) + u0,
-                                   dhs ? dhs + (b * T + t) * H + u0 : NULL, dh + b * H + u0, dc + b * H + u0, dzr,
-                                   dzr + H, dzr + 2 * H, dzr + 3 * H, t ? zr - G : NULL,
-                                   t > 1 ? cs + (b * T + t - 2) * H + u0 : NULL,
-                                   dhs && t ? dhs + (b * T + t - 1) * H + u0 : NULL);
-        }
-        lk_barrier_wait(f->bar, parts);  /* dz_t complete: every part's dh needs all gates */
-        if (hi == lo) continue;
-        /* dh_{t-1}[:, u0:u1] = dz_t @ U[u0:u1, :].T */
-        lk_sgemm_prepacked(0, hi - lo, n, G, dz + (lo * T + t) * G, T * G, f->packs[p], 0.0f, dh + lo * H + u0, H);
-        if (f->mask || f->rmask)
-            for (int64_t b = lo; b < hi; b++) {
-                float *d = dh + b * H + u0;
-                if (!step_valid(f->mask, T, b, t))
-                    for (int64_t j = 0; j < n; j++) d[j] = f->carry[b * H + u0 + j];
-                else if (f->rmask)
-                    for (int64_t j = 0; j < n; j++) d[j] *= f->rmask[b * H + u0 + j];
-            }
-        /* no second barrier: step t-1's cell reads only this part's units of dh; its product reads dz_{t-1},
-           written after the next barrier */
-    }
-}
-
-/* The backward split by units; arguments as lstm_backward_units_run_f32 (lstm_avx512.c). */
-int lstm_avx2_units_backward_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *const *packs,
-                                 const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
-                                 const uint8_t *mask, const float *rmask, float *carry, const int64_t *edges,
-                                 int parts) {
-    struct units_loop f = {.T = T, .B = B, .H = H, .packs = packs, .c0 = c0, .z = (float *)z, .cs = (float *)cs,
-                           .dhs = dhs, .dh = dh, .dc = dc, .dz = dz, .carry = carry, .mask = mask, .rmask = rmask,
-                           .edges = edges};
-    return lk_parallel(backward_part, &f, parts);
-}
-
 #else /* other variants: never called (lstmlab._fast.lstm takes this path only in the AVX2 variant) */
 int64_t lstm_avx2_units_packed_size(int64_t H, const int64_t *edges, int parts) {
     (void)H; (void)edges; (void)parts;
@@ -182,14 +119,6 @@ int lstm_avx2_units_forward_f32(int64_t T, int64_t B, int64_t D, int64_t H, cons
                                 const float *rmask, float *hr, const float *hr0, const int64_t *edges, int parts) {
     (void)T; (void)B; (void)D; (void)x; (void)kernel; (void)ld; (void)H; (void)z; (void)U; (void)packed; (void)bias; (void)h0; (void)c0; (void)hs; (void)cs;
     (void)mask; (void)rmask; (void)hr; (void)hr0; (void)edges; (void)parts;
-    return -1;
-}
-int lstm_avx2_units_backward_f32(int64_t T, int64_t B, int64_t H, const float *z, const float *const *packs,
-                                 const float *c0, const float *cs, const float *dhs, float *dh, float *dc, float *dz,
-                                 const uint8_t *mask, const float *rmask, float *carry, const int64_t *edges,
-                                 int parts) {
-    (void)T; (void)B; (void)H; (void)z; (void)packs; (void)c0; (void)cs; (void)dhs; (void)dh; (void)dc; (void)dz;
-    (void)mask; (void)rmask; (void)carry; (void)edges; (void)parts;
     return -1;
 }
 #endif
