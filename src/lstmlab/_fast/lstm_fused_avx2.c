@@ -18,8 +18,9 @@
  * is then every gate pre-activation of those 8 units for MR sequences, and the cell (1)-(6) runs on it in
  * registers: z is never stored for inference, and stored once (the activated gates) for training.
  * MR = 3: 12 accumulators + 4 panel vectors + 1 broadcast is one register more than the 16 ymm, so the
- * compiler takes one panel vector as a memory operand of its FMAs (measured against MR = 2 and 4: see
- * FUSED_MR).
+ * compiler takes two panel vectors as memory operands of its FMAs. Measured, one thread, forward without a
+ * cache (min ms, MR = 2 / 3 / 4): (64, 100, 128, 256) 81 / 57 / 91, (32, 100, 64, 128) 12.3 / 8.3 / 12.2
+ * (MR = 2 has too few independent FMA chains; MR = 4 spills its 16 accumulators).
  *
  * Each thread (pool.c lk_parallel) runs rows [edges[p], edges[p+1]) for all T steps: no barrier.
  * Masks and recurrent dropout as lstm_avx512.c: rows sorted by length, active_rows (cells.h) bounds the
@@ -63,7 +64,8 @@ static void pack8(int64_t k, int64_t H, const float *src, int64_t ld, float *pac
 
 /* acc (mr x 4 vectors) += A (mr rows, lda apart, k columns) @ panel (k x 32). The sums run in local
    variables, copied in and out once: when the loop updated acc itself, GCC 12 kept acc in memory and stored
-   all 12 accumulators at every p (seen in the disassembly; 1.8x slower). */
+   all 12 accumulators at every p (seen in the disassembly; 2.3x slower at
+   (64, 100, 128, 256)). */
 static inline __attribute__((always_inline)) void tile_times(const int mr, int64_t k, const float *a, int64_t lda,
                                                              const float *panel, __m256 acc[][4]) {
     __m256 s0[FUSED_MR], s1[FUSED_MR], s2[FUSED_MR], s3[FUSED_MR];
