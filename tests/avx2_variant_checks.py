@@ -83,7 +83,7 @@ def kernel_calls(monkeypatch):
     """{name: [packed-kernel argument or None, ...]} of the LSTM loops the fast path called."""
     calls = {}
     for name in ("lstm_forward_f32", "lstm_forward_f64", "lstm_backward_f32", "lstm_backward_f64",
-                 "lstm_avx2_units_forward_f32", "lstm_backward_units_run_f32"):
+                 "lstm_avx2_units_forward_f32", "lstm_backward_units_run_f32", "lstm_avx2_fused_forward_f32"):
         real = getattr(_fast.KERNELS, name)
 
         def spy(*args, _n=name, _f=real):
@@ -95,15 +95,17 @@ def kernel_calls(monkeypatch):
 
 
 @avx2_only
-@pytest.mark.parametrize("split", ["sequences", "units", "one-thread"])
+@pytest.mark.parametrize("split", ["sequences", "units", "one-thread", "sequences-unfused", "one-thread-unfused"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("B,T,D,H,masking", [(B, T, D, H, m) for B, T, D, H in [(9, 7, 5, 40), (1, 9, 3, 33),
-                                                                               (12, 6, 4, 17), (3, 2, 4, 5)]
+                                                                               (12, 6, 4, 17), (3, 2, 4, 5),
+                                                                               (13, 5, 6, 33), (7, 6, 3, 24)]
                                              for m in ("none", "post", "pre", "holes")
                                              if B >= 3 or m == "none"])  # make_mask needs three rows
 def test_lstm_equals_the_reference(monkeypatch, kernel_calls, split, dropout, masking, dtype, B, T, D, H):
-    monkeypatch.setattr(parallel, "_THREADS", 1 if split == "one-thread" else 2)
+    monkeypatch.setattr(parallel, "_THREADS", 1 if split.startswith("one-thread") else 2)
+    monkeypatch.setattr(fast_lstm, "FUSED_AVX2", not split.endswith("unfused"))  # lstm_fused_avx2.c, or the loop
     monkeypatch.setattr(fast_lstm, "UNIT_SPLIT", "always" if split == "units" else "never")
     rng = np.random.default_rng(B * 100 + T * 10 + H)
     p = random_problem("lstm", B, T, D, H, seed=B + T + H, dtype=dtype, scale=1.0 / np.sqrt(H + D))
@@ -143,8 +145,13 @@ def test_lstm_equals_the_reference(monkeypatch, kernel_calls, split, dropout, ma
         assert f"lstm_forward_{sfx}" not in kernel_calls and f"lstm_backward_{sfx}" not in kernel_calls
     else:
         packed = dtype == np.float32 and T >= gemm.PACK_MIN_STEPS
-        assert [a is not None for a in kernel_calls[f"lstm_forward_{sfx}"]] == [packed] * len(
-            kernel_calls[f"lstm_forward_{sfx}"])
+        fused = packed and not split.endswith("unfused")  # the forward in lstm_fused_avx2.c, not the loop
+        assert len(kernel_calls.get("lstm_avx2_fused_forward_f32", [])) == (2 if fused else 0)
+        if fused:
+            assert f"lstm_forward_{sfx}" not in kernel_calls
+        else:
+            assert [a is not None for a in kernel_calls[f"lstm_forward_{sfx}"]] == [packed] * len(
+                kernel_calls[f"lstm_forward_{sfx}"])
         assert [a is not None for a in kernel_calls[f"lstm_backward_{sfx}"]] == [packed] * len(
             kernel_calls[f"lstm_backward_{sfx}"])
 

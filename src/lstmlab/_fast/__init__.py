@@ -182,6 +182,7 @@ def _load():
     # the AVX2 variant's unit-split loops (lstm_units_avx2.c; stubs returning -1 elsewhere)
     lib.lstm_avx2_units_forward_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [P, C]
     lib.lstm_avx2_units_forward_f32.restype = C
+    lib.lstm_avx2_fused_forward_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 11 + [C, P, P, C, P]  # lstm_fused_avx2.c
     lib.lstm_avx2_units_packed_size.argtypes, lib.lstm_avx2_units_packed_size.restype = [I, P, C], I
     lib.gru_forward_fused_run_f32.argtypes = [I, I, I, I, P, P, I] + [P] * 12 + [C, C, P, P]  # gru_avx512.c
     lib.gru_forward_fused_run_f32.restype = C

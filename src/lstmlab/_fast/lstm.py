@@ -59,6 +59,9 @@ _NO_THREADS = "lstmlab's C kernels could not start their worker threads"
 # Calls that ran in C, by kind ("forward", "forward_mask", "forward_dropout", "backward", ...): what tests read
 # to know the fast path really ran (a fallback to the reference counts nothing).
 CALLS: collections.Counter = collections.Counter()
+# The AVX2 variant's float32 forward split by sequences, fused (lstm_fused_avx2.c); False: cells_generic.c's
+# loop (input projection ahead, per step the own GEMM and the cell), as before
+FUSED_AVX2 = True
 
 
 
@@ -114,6 +117,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     dtype = x.dtype
     fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
     parts = _unit_parts(B, T, H, dtype)  # None unless the loops split by units exist (AVX-512, AVX2 variants)
+    fused_avx2 = not fused and not parts and _fused_avx2(dtype, T)  # the AVX2 variant split by sequences
     valid, order = padded_rows(mask, B, T, [(0, B)] if parts else split(B))  # (B, T) uint8 in the loops' order
     rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)  # (B, H)
     h0c, c0c = states["h0"], states["c0"]
@@ -129,7 +133,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         z = aligned_empty((B, T, 4 * H), dtype)  # (B, T, 4H) the activated gates (and before, x @ kernel)
         cs = np.empty((B, T, H), dtype)  # (B, T, H)
     else:  # inference: the fused loop split by sequences never stores x @ kernel or the gates
-        z = scratch("gates", (B, T, 4 * H), dtype) if not fused or parts else None
+        z = scratch("gates", (B, T, 4 * H), dtype) if not (fused or fused_avx2) or parts else None
         cs = scratch("cs", (B, T, H), dtype)
     hs = np.empty((B, T, H), dtype)  # (B, T, H)
     # what the recurrent product reads: h_{t-1}, or h_{t-1} * recurrent_mask with recurrent dropout
@@ -141,6 +145,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
     if fused:
         _lstm_forward_fused(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, keep_gates=need_cache,
                             valid=valid, rmask=rmask, hr=hr, hr0=hr0)
+    elif fused_avx2:
+        _lstm_forward_fused_avx2(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, need_cache, valid, rmask, hr, hr0)
     elif parts:  # the AVX2 variant, a batch too small to split: the loop by units (lstm_units_avx2.c)
         _lstm_forward_units_avx2(x, kernel, U, bias_c, h0c, c0c, z, hs, cs, parts, valid, rmask, hr, hr0)
     else:
@@ -190,6 +196,35 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
                                      ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0),
                                      int(keep_gates), ptr(packed_kernel), ptr(packed), len(edges) - 1,
                                      int(bool(parts)), ptr(edges)) != 0:
+        raise RuntimeError(_NO_THREADS)
+
+
+def _fused_avx2(dtype, T) -> bool:
+    """True when the float32 forward split by sequences runs fused in the AVX2 variant (``lstm_fused_avx2.c``):
+    float32, the AVX2 variant's own GEMM on, T >= PACK_MIN_STEPS (shorter calls would pack the kernels for
+    few steps), and not turned off (``FUSED_AVX2``)."""
+    return FUSED_AVX2 and _fast.OWN_GEMM and _fast.ISA == "avx2" and dtype == np.float32 and T >= PACK_MIN_STEPS
+
+
+def _lstm_forward_fused_avx2(x, kernel, U, bias, h0, c0, z, hs, cs, keep_gates, valid, rmask, hr, hr0):
+    """The float32 forward split by sequences in the AVX2 variant, one C call (``lstm_avx2_fused_forward_f32``):
+    as :func:`_lstm_forward_fused` (input projection and cell inside the recurrent product's register tiles),
+    with the gate columns regrouped by 8 units; the batch split across the C worker threads at the edges of
+    :func:`.parallel.split`. Arguments as :func:`_lstm_forward_fused`."""
+    B, T, D = x.shape
+    H = U.shape[0]
+    layout = operand_layout(kernel)
+    if layout is None or layout[0]:  # the packing reads the kernel's rows
+        kernel = np.ascontiguousarray(kernel)
+        layout = (0, kernel.shape[1])
+    blocks = -(-H // 8)  # panels of 8 units: k rows of 4 gates x 8 floats each
+    packed_kernel = scratch("packed_kernel8", (D * 32 * blocks,), np.float32)
+    packed = scratch("packed8", (H * 32 * blocks,), np.float32)
+    edges = np.array([b0 for b0, _ in split(B)] + [B], np.int64)
+    if _fast.KERNELS.lstm_avx2_fused_forward_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias),
+                                                 ptr(h0), ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid),
+                                                 ptr(rmask), ptr(hr), ptr(hr0), int(keep_gates),
+                                                 ptr(packed_kernel), ptr(packed), len(edges) - 1, ptr(edges)) != 0:
         raise RuntimeError(_NO_THREADS)
 
 
