@@ -3,8 +3,8 @@
 The kernels (``cells_generic.c``: the LSTM time loops for float32 and
 float64; ``gru_loops.c`` and ``rnn_loop.c``: the GRU's and the simple
 RNN's; ``peephole_loop.c``, ``projection_loop.c`` and ``layernorm_loop.c``:
-the LSTM variants'; ``lstm_avx512.c`` and ``gru_avx512.c``: the fused float32
-engines; ``lstm_bf16.c``: the bf16 LSTM inference loop; ``sgemm.c`` and
+the LSTM variants'; ``lstm_avx512.c``, ``gru_avx512.c`` and ``lstm_fused_avx2.c``: the fused
+float32 engines; ``lstm_bf16.c``: the bf16 LSTM inference loop; ``sgemm.c`` and
 ``sgemm_avx2.c``: the own GEMM; ``pool.c``: the C worker threads) are built at
 install time when a C compiler is present. They call NumPy's own OpenBLAS (the ILP64
 ``scipy_openblas`` that NumPy's wheels ship) through function pointers, so no
@@ -38,9 +38,10 @@ reference):
   on a CPU with AVX512_BF16 (``lk_cpu_has_bf16``), the bf16 LSTM loop;
 * ``avx2``: its own GEMM (``sgemm_avx2.c``, 8-float vectors) for the float32
   LSTM's per-step products where they are small (see ``gemm.AVX2_STEP_MAX``),
+  the fused float32 LSTM forward in 8-float vectors (``lstm_fused_avx2.c``),
   the float32 LSTM cell in AVX2 registers (``lstm_avx2.c``) and the LSTM loops
   split by units for batches too small to split (``lstm_units_avx2.c``):
-  ``OWN_GEMM`` True, ``SGEMM`` False (no fused engines);
+  ``OWN_GEMM`` True, ``SGEMM`` False (the AVX-512 engines are not there);
 * ``generic``: neither, ``OWN_GEMM`` and ``SGEMM`` False.
 """
 from __future__ import annotations

@@ -13,9 +13,12 @@ reference, so these functions are always safe to call. The reference stays the o
   units (the kernels' columns regrouped when packed), and the cell runs on it
   in registers with lstmlab's own exp, sigmoid and tanh, so neither product is
   stored and read back; it runs on lstmlab's C worker threads (``pool.c``),
-  which start a call's parts within microseconds;
+  which start a call's parts within microseconds. The AVX2 variant has the
+  same fused forward in 8-float vectors (``lstm_avx2_fused_forward_f32``,
+  ``lstm_fused_avx2.c``: gates regrouped by 8 units, a 3-row tile) for calls
+  split by sequences (``FUSED_AVX2`` turns it off);
 * elsewhere (backward, float64, calls shorter than ``PACK_MIN_STEPS``, the
-  AVX2 and generic variants) the input projection of all steps is one GEMM
+  generic variant) the input projection of all steps is one GEMM
   before the loop, and each step one GEMM and one fused pass over the units
   (``lstm_forward_f32`` / ``_f64``, ``lstm_backward_*`` in ``cells_generic.c``;
   the float32 cell step in AVX-512 registers, ``lstm_avx512.c``, or AVX2 ones,
@@ -24,8 +27,8 @@ reference, so these functions are always safe to call. The reference stays the o
 * the batch is split across the cores (see :mod:`.parallel`): each thread
   runs the whole time loop for its rows, so there is no per-step barrier; a
   batch too small to split (B < 8) is split by hidden units instead, the parts
-  meeting once per step (both unit-split loops run on the C worker threads;
-  AVX-512: ``lstm_avx512.c``, AVX2: ``lstm_units_avx2.c``);
+  meeting once per step (on the C worker threads; forward: ``lstm_avx512.c``
+  or ``lstm_units_avx2.c``, backward: ``lstm_units_backward.c``);
 * the weight gradients are GEMMs over all T*B rows (with a mask, the valid
   ones only), after the loop;
 * masks: the rows are sorted by length (see :func:`.recurrent.padded_rows`)
