@@ -279,7 +279,9 @@ sys.exit(_lstmlab_entry.main())
 
 @pytest.mark.parametrize("delay", [0.002, 0.03, 0.08, 0.15, 0.25, 0.4])
 def test_ctrl_c_during_import_is_one_line(corpus, tmp_path, delay):
-    args = ["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), *SMALL, "--epochs", "50"]
+    # epochs enough that training is still running at the longest delay: 50 (3,500 steps of this tiny model)
+    # once finished in under 0.4 s on a quiet machine, and the run then exited 0 before the signal came
+    args = ["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), *SMALL, "--epochs", "20000"]
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C.format(src=SRC, args=args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "up\n"
