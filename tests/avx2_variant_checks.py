@@ -137,7 +137,7 @@ def test_lstm_equals_the_reference(monkeypatch, kernel_calls, split, dropout, ma
     assert calls["forward"] == 2 and calls["backward"] == 1
     assert calls["forward_dropout"] == (2 if dropout else 0)
     units = split == "units" and dtype == np.float32 and T >= 4 and H >= 32
-    assert (fast_lstm._unit_parts(B, T, H, dtype) is not None) == units
+    assert (fast_lstm.unit_parts(B, T, H, dtype) is not None) == units
     sfx = "f32" if dtype == np.float32 else "f64"
     if units:
         assert len(kernel_calls["lstm_avx2_units_forward_f32"]) == 2
@@ -178,7 +178,7 @@ def test_float32_layer_by_units_with_masks_and_dropout(monkeypatch):
     rng = np.random.default_rng(7)
     for B, masking in ((1, "none"), (4, "post")):
         T, D, H = 12, 6, 48
-        assert (fast_lstm._unit_parts(B, T, H, np.float32) is not None) == (B < 2 * parallel.MIN_ROWS_PER_THREAD)
+        assert (fast_lstm.unit_parts(B, T, H, np.float32) is not None) == (B < 2 * parallel.MIN_ROWS_PER_THREAD)
         p = random_problem("lstm", B, T, D, H, seed=B, dtype=np.float32, scale=1.0 / np.sqrt(H + D))
         mask = make_mask(masking, B, T, rng)
         rmask = dropout_mask(B, H, rng, np.float32)

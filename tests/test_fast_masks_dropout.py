@@ -121,7 +121,7 @@ def test_masks_and_dropout_equal_the_reference(split_mode, kernel_calls, dropout
     assert calls["forward"] == 2 and calls["backward"] == 1
     assert calls["forward_mask"] == (0 if mask is None else 2) and calls["backward_mask"] == (mask is not None)
     assert calls["forward_dropout"] == (2 if dropout else 0) and calls["backward_dropout"] == dropout
-    units = fast_lstm._unit_parts(B, T, H, dtype) is not None
+    units = fast_lstm.unit_parts(B, T, H, dtype) is not None
     assert units == (split_mode == "units" and dtype == np.float32 and T >= 4 and H >= 32)
     assert ("lstm_backward_units_run_f32" in kernel_calls) == units
     fused = dtype == np.float32 and _fast.SGEMM and T >= 4

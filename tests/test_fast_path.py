@@ -152,10 +152,10 @@ def test_lstm_loop_split_by_units_equals_reference(monkeypatch, B, T, D, H):
 def test_auto_splits_by_units_only_for_small_batches(monkeypatch):
     monkeypatch.setattr(parallel, "_THREADS", 2)
     expected = [(0, 128), (128, 256)] if gemm.own_gemm(np.float32) else None
-    assert fast_lstm._unit_parts(1, 100, 256, np.float32) == expected
-    assert fast_lstm._unit_parts(2 * parallel.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
-    assert fast_lstm._unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
-    assert fast_lstm._unit_parts(1, 2, 256, np.float32) is None  # too short to pack
+    assert fast_lstm.unit_parts(1, 100, 256, np.float32) == expected
+    assert fast_lstm.unit_parts(2 * parallel.MIN_ROWS_PER_THREAD, 100, 256, np.float32) is None
+    assert fast_lstm.unit_parts(1, 100, 256, np.float64) is None  # the float64 loop calls BLAS
+    assert fast_lstm.unit_parts(1, 2, 256, np.float32) is None  # too short to pack
 
 
 @pytest.mark.parametrize("T", [1, 4], ids=["step-loop", "fused-loop"])

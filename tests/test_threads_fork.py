@@ -166,7 +166,7 @@ def test_thread_count_follows_the_allowed_cores(monkeypatch):
     monkeypatch.setattr(parallel, "_allowed_cores", lambda: 1)
     assert parallel.threads() == 1
     assert parallel.split(64) == [(0, 64)]
-    assert fast_lstm._unit_parts(1, 100, 256, np.float32) is None  # no barrier between threads on one core
+    assert fast_lstm.unit_parts(1, 100, 256, np.float32) is None  # no barrier between threads on one core
     monkeypatch.setattr(parallel, "_allowed_cores", lambda: 3)
     assert parallel.threads() == 3
     assert parallel.split(12) == [(0, 4), (4, 8), (8, 12)]

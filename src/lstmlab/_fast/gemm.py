@@ -50,6 +50,16 @@ def operand_layout(a):
     return None
 
 
+
+def row_major(a):
+    """``(a, ld)``: ``a`` as the C kernels' packing reads it, rows ``ld`` floats apart; a view when its rows already
+    have unit stride (a row or column slice of a matrix), else a C-contiguous copy (a transposed view)."""
+    layout = operand_layout(a)
+    if layout is None or layout[0]:
+        a = np.ascontiguousarray(a)
+        return a, a.shape[1]
+    return a, layout[1]
+
 def matmul(a, b, out=None, accumulate=False):
     """``a @ b`` (or ``out += a @ b``) for 2-D operands: the own float32 GEMM when built, else NumPy's BLAS.
 

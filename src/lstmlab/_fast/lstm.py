@@ -51,7 +51,7 @@ import numpy as np
 from .. import _fast
 from ..functional import lstm as ref_lstm
 from ..functional._validate import check_recurrent_mask, recurrent_args
-from .gemm import PACK_MIN_STEPS, matmul, operand_layout, own_gemm, pack, packed_for_steps, parallel_matmul
+from .gemm import PACK_MIN_STEPS, matmul, own_gemm, pack, packed_for_steps, parallel_matmul, row_major
 from .parallel import MIN_ROWS_PER_THREAD, run, split, threads
 from .recurrent import backward_upstream, count_call, c_loop, chunk_weight_grads, covered, padded_rows, ptr, sum_chunks
 from .workspace import aligned_empty, scratch
@@ -68,7 +68,7 @@ FUSED_AVX2 = True
 
 
 
-def _unit_parts(B: int, T: int, H: int, dtype):
+def unit_parts(B: int, T: int, H: int, dtype):
     """The unit ranges ``[(u0, u1), ...]`` of the parts when the LSTM loop is split by units, else None.
 
     Measured on 2 cores, H = 256 (min of 40 calls, forward / backward ms): B = 1, T = 500: by units
@@ -119,7 +119,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, *, ac
         return hs, final, cache if need_cache else None
     dtype = x.dtype
     fused = own_gemm(dtype) and T >= PACK_MIN_STEPS
-    parts = _unit_parts(B, T, H, dtype)  # None unless the loops split by units exist (AVX-512, AVX2 variants)
+    parts = unit_parts(B, T, H, dtype)  # None unless the loops split by units exist (AVX-512, AVX2 variants)
     fused_avx2 = not fused and not parts and _fused_avx2(dtype, T)  # the AVX2 variant split by sequences
     valid, order = padded_rows(mask, B, T, [(0, B)] if parts else split(B))  # (B, T) uint8 in the loops' order
     rmask = check_recurrent_mask(recurrent_mask, B, H, dtype)  # (B, H)
@@ -179,15 +179,12 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
     """The float32 forward in one C call (``lstm_forward_fused_run_f32``): the input projection and the cell
     fused into the recurrent GEMM's register tiles, both kernels packed once with their gate columns
     regrouped by 16 units; the batch split across lstmlab's C worker threads (``pool.c``), or the units by
-    ``parts`` when the batch is too small (see :func:`_unit_parts`; z is then needed for x @ kernel). Fills
+    ``parts`` when the batch is too small (see :func:`unit_parts`; z is then needed for x @ kernel). Fills
     hs, cs and, with keep_gates, z (the gates); valid, rmask, hr and hr0 as the loops of ``cells_generic.c``."""
     B, T, D = x.shape
     H = U.shape[0]
     lk = _fast.KERNELS
-    layout = operand_layout(kernel)
-    if layout is None or layout[0]:  # the packing reads the kernel's rows
-        kernel = np.ascontiguousarray(kernel)
-        layout = (0, kernel.shape[1])
+    kernel, ld = row_major(kernel)  # the packing reads the kernel's rows
     packed_kernel = scratch("packed_kernel", (int(lk.lstm_fused_packed_size(D, H)),), np.float32)
     packed = scratch("packed", (int(lk.lstm_fused_packed_size(H, H)),), np.float32)
     if parts:  # unit blocks of 16; the last one partial when 16 does not divide H
@@ -195,7 +192,7 @@ def _lstm_forward_fused(x, kernel, U, bias, h0, c0, z, hs, cs, parts, keep_gates
     else:
         edges = [b0 for b0, _ in split(B)] + [B]
     edges = np.array(edges, np.int64)
-    if lk.lstm_forward_fused_run_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias), ptr(h0),
+    if lk.lstm_forward_fused_run_f32(T, B, D, H, ptr(x), ptr(kernel), ld, ptr(U), ptr(bias), ptr(h0),
                                      ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid), ptr(rmask), ptr(hr), ptr(hr0),
                                      int(keep_gates), ptr(packed_kernel), ptr(packed), len(edges) - 1,
                                      int(bool(parts)), ptr(edges)) != 0:
@@ -216,15 +213,12 @@ def _lstm_forward_fused_avx2(x, kernel, U, bias, h0, c0, z, hs, cs, keep_gates, 
     :func:`.parallel.split`. Arguments as :func:`_lstm_forward_fused`."""
     B, T, D = x.shape
     H = U.shape[0]
-    layout = operand_layout(kernel)
-    if layout is None or layout[0]:  # the packing reads the kernel's rows
-        kernel = np.ascontiguousarray(kernel)
-        layout = (0, kernel.shape[1])
+    kernel, ld = row_major(kernel)  # the packing reads the kernel's rows
     blocks = -(-H // 8)  # panels of 8 units: k rows of 4 gates x 8 floats each
     packed_kernel = scratch("packed_kernel8", (D * 32 * blocks,), np.float32)
     packed = scratch("packed8", (H * 32 * blocks,), np.float32)
     edges = np.array([b0 for b0, _ in split(B)] + [B], np.int64)
-    if _fast.KERNELS.lstm_avx2_fused_forward_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(U), ptr(bias),
+    if _fast.KERNELS.lstm_avx2_fused_forward_f32(T, B, D, H, ptr(x), ptr(kernel), ld, ptr(U), ptr(bias),
                                                  ptr(h0), ptr(c0), ptr(z), ptr(hs), ptr(cs), ptr(valid),
                                                  ptr(rmask), ptr(hr), ptr(hr0), int(keep_gates),
                                                  ptr(packed_kernel), ptr(packed), len(edges) - 1, ptr(edges)) != 0:
@@ -238,13 +232,10 @@ def _lstm_forward_units_avx2(x, kernel, U, bias, h0, c0, z, hs, cs, parts, valid
     B, T, D = x.shape
     H = U.shape[0]
     lk = _fast.KERNELS
-    layout = operand_layout(kernel)
-    if layout is None or layout[0]:  # the GEMM's packing reads the kernel's rows
-        kernel = np.ascontiguousarray(kernel)
-        layout = (0, kernel.shape[1])
+    kernel, ld = row_major(kernel)  # the packing reads the kernel's rows
     edges = np.array([u0 for u0, _ in parts] + [H], np.int64)
     packed = scratch("packed_units", (int(lk.lstm_avx2_units_packed_size(H, ptr(edges), len(parts))),), np.float32)
-    status = lk.lstm_avx2_units_forward_f32(T, B, D, H, ptr(x), ptr(kernel), layout[1], ptr(z), ptr(U), ptr(packed),
+    status = lk.lstm_avx2_units_forward_f32(T, B, D, H, ptr(x), ptr(kernel), ld, ptr(z), ptr(U), ptr(packed),
                                             ptr(bias), ptr(h0), ptr(c0), ptr(hs), ptr(cs), ptr(valid), ptr(rmask),
                                             ptr(hr), ptr(hr0), ptr(edges), len(parts))
     if status == -2:
@@ -265,7 +256,7 @@ def lstm_backward(dhs, dh_T, dc_T, cache):
     dz = scratch("dz", z.shape, dtype)  # (B, T, 4H)
     carry = scratch("carry", (B, H), dtype) if valid is not None else None  # (B, H) padded rows' dh
     dx = np.empty(cache["x"].shape, dtype)  # (B, T, D), each chunk writes its rows
-    parts = _unit_parts(B, T, H, dtype)
+    parts = unit_parts(B, T, H, dtype)
     if parts:
         packs = _packed_rows_transposed(U, parts)
         pointers = (ctypes.c_void_p * len(packs))(*[ptr(a) for a in packs])
